@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# make setup: installs what the build and the tests need. Idempotent and quick when everything
+# is already there; where it cannot install (not root, no apt-get), it says what to install.
+set -euo pipefail
+
+need_pkgs=()
+have() { command -v "$1" >/dev/null 2>&1; }
+
+have cargo || { echo "setup: cargo (Rust toolchain) is missing: install it with rustup (https://rustup.rs)"; exit 1; }
+have protoc || need_pkgs+=(protobuf-compiler)
+# RocksDB's Rust bindings are generated with bindgen, which needs libclang.
+if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+  need_pkgs+=(libclang-dev)
+fi
+have etcdctl || need_pkgs+=(etcd-client)   # compatibility tests
+have etcd || need_pkgs+=(etcd-server)      # the reference in benchmarks
+
+if [ ${#need_pkgs[@]} -eq 0 ]; then
+  echo "setup: everything needed is installed"
+  exit 0
+fi
+
+if [ "$(id -u)" = 0 ] && have apt-get; then
+  echo "setup: installing ${need_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+  echo "setup: installed ${need_pkgs[*]}"
+else
+  echo "setup: please install these packages by hand (Debian/Ubuntu names): ${need_pkgs[*]}"
+  echo "       e.g. sudo apt-get install ${need_pkgs[*]}"
+  exit 1
+fi

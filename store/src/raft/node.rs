@@ -1,0 +1,522 @@
+//! The Ready loop: one thread owns the `RawNode`, the log store and the state machine.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeV2, EntryType, Message};
+use raft::{RawNode, StateRole};
+use tokio::sync::{oneshot, watch};
+
+use super::storage::LogStore;
+use super::{StateMachine, TracingDrain, Transport};
+use crate::engine::{Engine, WriteBatch};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+
+/// Messages handled per loop turn at most, so ticks and Readies are never starved.
+const MAX_BATCH: usize = 8192;
+
+#[derive(Debug, Clone)]
+pub struct RaftConfig {
+    pub id: u64,
+    /// Voters of a new cluster (ignored when the log already exists).
+    pub initial_voters: Vec<u64>,
+    pub heartbeat: Duration,
+    pub election_ticks: usize,
+    /// Compact the log once this many entries are applied beyond its start.
+    pub snapshot_count: u64,
+    /// Entries kept behind the applied index when compacting, for slow followers.
+    pub catch_up_entries: u64,
+}
+
+enum Msg {
+    Propose {
+        data: Vec<u8>,
+        done: oneshot::Sender<Result<()>>,
+    },
+    ReadIndex {
+        done: oneshot::Sender<Result<u64>>,
+    },
+    Step(Message),
+    TransferLeader(u64),
+    Shutdown,
+}
+
+/// A snapshot of the node's Raft state for Status and metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RaftStatus {
+    pub id: u64,
+    pub leader: u64,
+    pub term: u64,
+    pub commit: u64,
+    pub applied: u64,
+    pub last_index: u64,
+}
+
+#[derive(Default)]
+struct Shared {
+    leader: AtomicU64,
+    term: AtomicU64,
+    commit: AtomicU64,
+    last_index: AtomicU64,
+    stopped: AtomicBool,
+}
+
+/// A cheap, cloneable handle for proposing, reading and observing the node.
+#[derive(Clone)]
+pub struct RaftHandle {
+    id: u64,
+    tx: Sender<Msg>,
+    applied: watch::Receiver<u64>,
+    leader: watch::Receiver<u64>,
+    shared: Arc<Shared>,
+    read_timeout: Duration,
+}
+
+impl RaftHandle {
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn send(&self, m: Msg) -> Result<()> {
+        self.tx.send(m).map_err(|_| Error::Stopped)
+    }
+
+    /// Appends `data` to the log through the leader. Returns once the node accepted it; the
+    /// state machine reports the outcome when the entry is applied.
+    pub async fn propose(&self, data: Vec<u8>) -> Result<()> {
+        let (done, rx) = oneshot::channel();
+        self.send(Msg::Propose { data, done })?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Linearizable read barrier (ReadIndex): returns once this member has applied everything
+    /// committed at the time of the call. Concurrent callers share one quorum round.
+    pub async fn read_index(&self) -> Result<()> {
+        let (done, rx) = oneshot::channel();
+        self.send(Msg::ReadIndex { done })?;
+        let index = match tokio::time::timeout(self.read_timeout, rx).await {
+            Ok(Ok(r)) => r?,
+            Ok(Err(_)) => return Err(Error::Stopped),
+            Err(_) => return Err(self.unavailable()),
+        };
+        self.wait_applied(index).await
+    }
+
+    /// Waits until the state machine has applied `index`.
+    pub async fn wait_applied(&self, index: u64) -> Result<()> {
+        let mut applied = self.applied.clone();
+        let reached = tokio::time::timeout(self.read_timeout, async move {
+            applied.wait_for(|a| *a >= index).await.map(|_| ())
+        })
+        .await;
+        match reached {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Error::Stopped),
+            Err(_) => Err(Error::Timeout),
+        }
+    }
+
+    /// The error for a request that could not complete in time: no leader, or a timeout.
+    pub fn unavailable(&self) -> Error {
+        if self.shared.leader.load(Ordering::Acquire) == 0 {
+            Error::NoLeader
+        } else {
+            Error::Timeout
+        }
+    }
+
+    pub fn step(&self, m: Message) -> Result<()> {
+        self.send(Msg::Step(m))
+    }
+
+    pub fn transfer_leader(&self, to: u64) -> Result<()> {
+        self.send(Msg::TransferLeader(to))
+    }
+
+    pub fn status(&self) -> RaftStatus {
+        RaftStatus {
+            id: self.id,
+            leader: self.shared.leader.load(Ordering::Acquire),
+            term: self.shared.term.load(Ordering::Acquire),
+            commit: self.shared.commit.load(Ordering::Acquire),
+            applied: *self.applied.borrow(),
+            last_index: self.shared.last_index.load(Ordering::Acquire),
+        }
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.shared.leader.load(Ordering::Acquire) == self.id
+    }
+
+    /// Follows the leader id (0 = none).
+    pub fn leader_watch(&self) -> watch::Receiver<u64> {
+        self.leader.clone()
+    }
+
+    pub fn applied_watch(&self) -> watch::Receiver<u64> {
+        self.applied.clone()
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.shared.stopped.load(Ordering::Acquire)
+    }
+
+    /// Asks the loop to stop; `Node::join` waits for it.
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Msg::Shutdown);
+    }
+}
+
+/// The running node: its thread and a handle to it.
+pub struct Node {
+    pub handle: RaftHandle,
+    thread: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl Node {
+    /// Opens the log, bootstraps it for a new cluster, and starts the Ready loop thread.
+    pub fn start<S: StateMachine, T: Transport>(
+        cfg: RaftConfig,
+        engine: Arc<dyn Engine>,
+        sm: S,
+        transport: T,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self> {
+        let mut log = LogStore::open(engine.clone())?;
+        if log.is_empty() {
+            log.bootstrap(cfg.initial_voters.clone())?;
+        }
+        let applied = sm.applied_index();
+        // Entries up to `applied` were committed before they were applied, even if the hard
+        // state persisted with an older commit index.
+        if log.hard_state().commit < applied {
+            log.set_commit(applied);
+        }
+        let config = raft::Config {
+            id: cfg.id,
+            election_tick: cfg.election_ticks,
+            heartbeat_tick: 1,
+            applied,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            check_quorum: true,
+            pre_vote: true,
+            ..Default::default()
+        };
+        config
+            .validate()
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let logger = slog::Logger::root(TracingDrain, slog::o!("raft_id" => cfg.id));
+        let single = log.conf_state().voters == [cfg.id];
+        let mut raw = RawNode::new(&config, log, &logger).map_err(|e| Error::storage(e))?;
+        if single {
+            // Nobody to wait for: become leader now rather than after an election timeout.
+            raw.campaign().map_err(|e| Error::storage(e))?;
+        }
+
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (applied_tx, applied_rx) = watch::channel(applied);
+        let (leader_tx, leader_rx) = watch::channel(0);
+        let shared = Arc::new(Shared::default());
+        let read_timeout = cfg.heartbeat * (cfg.election_ticks as u32) * 2 + Duration::from_secs(3);
+        let handle = RaftHandle {
+            id: cfg.id,
+            tx,
+            applied: applied_rx,
+            leader: leader_rx,
+            shared: shared.clone(),
+            read_timeout,
+        };
+        let mut lp = Loop {
+            raw,
+            engine,
+            sm,
+            transport,
+            metrics,
+            rx,
+            shared,
+            applied_tx,
+            leader_tx,
+            cfg,
+            reads: Vec::new(),
+            read_batches: HashMap::new(),
+            next_read: 1,
+            leader: 0,
+        };
+        let thread = std::thread::Builder::new()
+            .name("raft".into())
+            .spawn(move || {
+                let r = lp.run();
+                lp.shared.stopped.store(true, Ordering::Release);
+                if let Err(e) = &r {
+                    tracing::error!(error = %e, "raft loop stopped on a storage failure");
+                }
+                r
+            })
+            .map_err(|e| Error::storage(e))?;
+        Ok(Self {
+            handle,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the loop and waits for the thread.
+    pub fn stop(mut self) -> Result<()> {
+        self.handle.shutdown();
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(Error::storage("raft thread panicked")),
+            None => Ok(()),
+        }
+    }
+}
+
+struct Loop<S, T> {
+    raw: RawNode<LogStore>,
+    engine: Arc<dyn Engine>,
+    sm: S,
+    transport: T,
+    metrics: Arc<Metrics>,
+    rx: Receiver<Msg>,
+    shared: Arc<Shared>,
+    applied_tx: watch::Sender<u64>,
+    leader_tx: watch::Sender<u64>,
+    cfg: RaftConfig,
+    /// Read requests waiting for the next ReadIndex round.
+    reads: Vec<oneshot::Sender<Result<u64>>>,
+    /// ReadIndex rounds in flight, by context.
+    read_batches: HashMap<u64, (Instant, Vec<oneshot::Sender<Result<u64>>>)>,
+    next_read: u64,
+    leader: u64,
+}
+
+impl<S: StateMachine, T: Transport> Loop<S, T> {
+    fn run(&mut self) -> Result<()> {
+        let mut next_tick = Instant::now() + self.cfg.heartbeat;
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(wait) {
+                Ok(m) => {
+                    if !self.handle(m) {
+                        return Ok(());
+                    }
+                    for _ in 0..MAX_BATCH {
+                        match self.rx.try_recv() {
+                            Ok(m) => {
+                                if !self.handle(m) {
+                                    return Ok(());
+                                }
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.raw.tick();
+                next_tick = now + self.cfg.heartbeat;
+                self.expire_reads(now);
+            }
+            self.issue_reads();
+            self.on_ready()?;
+        }
+    }
+
+    /// Handles one message; false to stop.
+    fn handle(&mut self, m: Msg) -> bool {
+        match m {
+            Msg::Propose { data, done } => {
+                let r = self.raw.propose(vec![], data).map_err(|_| self.no_leader());
+                if r.is_err() {
+                    self.metrics
+                        .proposals_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                let _ = done.send(r);
+            }
+            Msg::ReadIndex { done } => self.reads.push(done),
+            Msg::Step(m) => {
+                if let Err(e) = self.raw.step(m) {
+                    tracing::debug!(error = %e, "dropped raft message");
+                }
+            }
+            Msg::TransferLeader(to) => self.raw.transfer_leader(to),
+            Msg::Shutdown => return false,
+        }
+        true
+    }
+
+    fn no_leader(&self) -> Error {
+        if self.raw.raft.leader_id == 0 {
+            Error::NoLeader
+        } else {
+            Error::Timeout
+        }
+    }
+
+    /// Starts one ReadIndex round for every read that arrived since the last one.
+    fn issue_reads(&mut self) {
+        if self.reads.is_empty() {
+            return;
+        }
+        if self.raw.raft.leader_id == 0 {
+            for done in self.reads.drain(..) {
+                let _ = done.send(Err(Error::NoLeader));
+            }
+            return;
+        }
+        let ctx = self.next_read;
+        self.next_read += 1;
+        self.raw.read_index(ctx.to_be_bytes().to_vec());
+        let waiting = std::mem::take(&mut self.reads);
+        self.read_batches.insert(ctx, (Instant::now(), waiting));
+    }
+
+    /// Fails read rounds that got no answer (lost leadership, dropped messages).
+    fn expire_reads(&mut self, now: Instant) {
+        let limit = self.cfg.heartbeat * (self.cfg.election_ticks as u32) * 2;
+        let err = self.no_leader();
+        self.read_batches.retain(|_, (started, waiting)| {
+            if now.duration_since(*started) < limit {
+                return true;
+            }
+            for done in waiting.drain(..) {
+                let _ = done.send(Err(err.clone()));
+            }
+            false
+        });
+    }
+
+    fn on_ready(&mut self) -> Result<()> {
+        if !self.raw.has_ready() {
+            return Ok(());
+        }
+        let mut rd = self.raw.ready();
+        if let Some(ss) = rd.ss() {
+            self.leader_changed(ss.leader_id, ss.raft_state == StateRole::Leader);
+        }
+        if !rd.messages().is_empty() {
+            self.transport.send(rd.take_messages());
+        }
+        if !rd.snapshot().is_empty() {
+            // Only a leader of a multi-member cluster sends snapshots; installing one arrives
+            // with replication.
+            return Err(Error::Unsupported("installing a raft snapshot".into()));
+        }
+        for rs in rd.take_read_states() {
+            let ctx = <[u8; 8]>::try_from(rs.request_ctx.as_slice()).map(u64::from_be_bytes);
+            if let Some((_, waiting)) = ctx.ok().and_then(|c| self.read_batches.remove(&c)) {
+                for done in waiting {
+                    let _ = done.send(Ok(rs.index));
+                }
+            }
+        }
+        let committed = rd.take_committed_entries();
+        self.apply(committed)?;
+
+        let mut batch = WriteBatch::new();
+        let entries = rd.take_entries();
+        let store = self.raw.mut_store();
+        store.append(&entries, rd.hs(), &mut batch);
+        if !batch.is_empty() {
+            let started = Instant::now();
+            self.engine.write(batch, rd.must_sync())?;
+            self.metrics.wal_fsync.observe(started.elapsed());
+        }
+        self.shared
+            .last_index
+            .store(self.raw.store().last_index(), Ordering::Release);
+        if let Some(hs) = rd.hs() {
+            self.shared.term.store(hs.term, Ordering::Release);
+        }
+        if !rd.persisted_messages().is_empty() {
+            self.transport.send(rd.take_persisted_messages());
+        }
+
+        let mut light = self.raw.advance(rd);
+        if let Some(commit) = light.commit_index() {
+            self.raw.mut_store().set_commit(commit);
+            self.shared.commit.store(commit, Ordering::Release);
+        }
+        self.transport.send(light.take_messages());
+        self.apply(light.take_committed_entries())?;
+        self.raw.advance_apply();
+        self.maybe_compact_log()
+    }
+
+    fn apply(&mut self, entries: Vec<raft::eraftpb::Entry>) -> Result<()> {
+        let Some(last) = entries.last().map(|e| e.index) else {
+            return Ok(());
+        };
+        let mut normal = 0u64;
+        for e in &entries {
+            match e.entry_type {
+                EntryType::EntryNormal => normal += u64::from(!e.data.is_empty()),
+                EntryType::EntryConfChange => {
+                    let mut cc = ConfChange::default();
+                    cc.merge_from_bytes(&e.data).map_err(Error::corrupt)?;
+                    let cs = self.raw.apply_conf_change(&cc);
+                    self.store_conf_state(cs)?;
+                }
+                EntryType::EntryConfChangeV2 => {
+                    let mut cc = ConfChangeV2::default();
+                    cc.merge_from_bytes(&e.data).map_err(Error::corrupt)?;
+                    let cs = self.raw.apply_conf_change(&cc);
+                    self.store_conf_state(cs)?;
+                }
+            }
+        }
+        self.metrics
+            .proposals_committed
+            .fetch_add(normal, Ordering::Relaxed);
+        self.sm.apply(entries)?;
+        self.metrics
+            .proposals_applied
+            .fetch_add(normal, Ordering::Relaxed);
+        self.shared.commit.fetch_max(last, Ordering::AcqRel);
+        self.applied_tx.send_replace(last);
+        Ok(())
+    }
+
+    fn store_conf_state(&mut self, cs: raft::Result<raft::eraftpb::ConfState>) -> Result<()> {
+        match cs {
+            Ok(cs) => self.raw.mut_store().set_conf_state(cs),
+            Err(e) => {
+                tracing::warn!(error = %e, "rejected configuration change");
+                Ok(())
+            }
+        }
+    }
+
+    fn leader_changed(&mut self, leader: u64, is_self: bool) {
+        if leader == self.leader {
+            return;
+        }
+        if leader != 0 {
+            self.metrics.leader_changes.fetch_add(1, Ordering::Relaxed);
+        }
+        tracing::info!(leader, is_self, "raft leader changed");
+        self.leader = leader;
+        self.shared.leader.store(leader, Ordering::Release);
+        self.leader_tx.send_replace(leader);
+        self.sm.leader_changed(leader, is_self);
+    }
+
+    fn maybe_compact_log(&mut self) -> Result<()> {
+        let applied = self.sm.applied_index();
+        let first = self.raw.store().first_index();
+        if applied.saturating_sub(first) < self.cfg.snapshot_count + self.cfg.catch_up_entries {
+            return Ok(());
+        }
+        let to = applied.saturating_sub(self.cfg.catch_up_entries);
+        self.raw.mut_store().compact(to)
+    }
+}

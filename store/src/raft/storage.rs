@@ -1,0 +1,341 @@
+//! The Raft log in the engine: raft-rs' `Storage` as an adapter over [`Engine`].
+//!
+//! Layout in the Raft column family: `e` + index (8 bytes, big-endian) for entries, `hs` for the
+//! hard state, `cs` for the conf state, `snap` for the index and term of the last entry that was
+//! compacted away (the log starts right after it). A small in-memory tail of recent entries
+//! serves the common reads (committed entries to apply, entries to replicate) without the engine.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use protobuf::Message as _;
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
+use raft::{GetEntriesContext, RaftState, StorageError};
+
+use crate::engine::{Cf, Engine, WriteBatch};
+use crate::error::{Error, Result};
+
+const HARD_STATE: &[u8] = b"hs";
+const CONF_STATE: &[u8] = b"cs";
+const SNAP_META: &[u8] = b"snap";
+const TAIL: usize = 4096;
+
+fn entry_key(index: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.push(b'e');
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn decode<M: protobuf::Message>(bytes: &[u8]) -> Result<M> {
+    M::parse_from_bytes(bytes).map_err(Error::corrupt)
+}
+
+fn encode<M: protobuf::Message>(m: &M) -> Vec<u8> {
+    m.write_to_bytes()
+        .expect("encoding a raft message into memory cannot fail")
+}
+
+pub struct LogStore {
+    engine: Arc<dyn Engine>,
+    hard_state: HardState,
+    conf_state: ConfState,
+    /// Index and term of the last compacted entry.
+    snap: SnapshotMetadata,
+    last_index: u64,
+    tail: VecDeque<Entry>,
+}
+
+impl LogStore {
+    pub fn open(engine: Arc<dyn Engine>) -> Result<Self> {
+        let hard_state = match engine.get(Cf::Raft, HARD_STATE)? {
+            Some(b) => decode(&b)?,
+            None => HardState::default(),
+        };
+        let conf_state = match engine.get(Cf::Raft, CONF_STATE)? {
+            Some(b) => decode(&b)?,
+            None => ConfState::default(),
+        };
+        let snap = match engine.get(Cf::Raft, SNAP_META)? {
+            Some(b) => decode(&b)?,
+            None => SnapshotMetadata::default(),
+        };
+        let last_index = match engine.last_in_range(Cf::Raft, b"e", b"f")? {
+            Some((k, _)) if k.len() == 9 => {
+                u64::from_be_bytes(k[1..9].try_into().expect("length checked"))
+            }
+            Some(_) => return Err(Error::corrupt("malformed raft entry key")),
+            None => snap.index,
+        };
+        Ok(Self {
+            engine,
+            hard_state,
+            conf_state,
+            snap,
+            last_index,
+            tail: VecDeque::new(),
+        })
+    }
+
+    /// True when the log has never been written (a brand-new member).
+    pub fn is_empty(&self) -> bool {
+        self.last_index == 0
+            && self.conf_state.voters.is_empty()
+            && self.conf_state.learners.is_empty()
+    }
+
+    pub fn hard_state(&self) -> &HardState {
+        &self.hard_state
+    }
+
+    pub fn conf_state(&self) -> &ConfState {
+        &self.conf_state
+    }
+
+    /// Bootstraps a new cluster's log with its initial configuration.
+    pub fn bootstrap(&mut self, voters: Vec<u64>) -> Result<()> {
+        let mut cs = ConfState::default();
+        cs.voters = voters;
+        self.set_conf_state(cs)
+    }
+
+    pub fn set_conf_state(&mut self, cs: ConfState) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.put(Cf::Raft, CONF_STATE, encode(&cs));
+        self.engine.write(b, true)?;
+        self.conf_state = cs;
+        Ok(())
+    }
+
+    /// Adds the writes persisting `entries` and `hs` to `batch`, and updates the in-memory view.
+    /// The caller writes the batch (synced) before anything depends on it.
+    pub fn append(&mut self, entries: &[Entry], hs: Option<&HardState>, batch: &mut WriteBatch) {
+        if let Some(first) = entries.first() {
+            // Entries from `first.index` on replace whatever the log had there.
+            if first.index <= self.last_index {
+                batch.delete_range(
+                    Cf::Raft,
+                    entry_key(first.index),
+                    entry_key(self.last_index + 1),
+                );
+                while self.tail.back().is_some_and(|e| e.index >= first.index) {
+                    self.tail.pop_back();
+                }
+            }
+            if self.tail.back().is_some_and(|e| e.index + 1 != first.index) {
+                self.tail.clear();
+            }
+            for e in entries {
+                batch.put(Cf::Raft, entry_key(e.index), encode(e));
+                self.tail.push_back(e.clone());
+            }
+            while self.tail.len() > TAIL {
+                self.tail.pop_front();
+            }
+            self.last_index = entries.last().expect("checked non-empty").index;
+        }
+        if let Some(hs) = hs {
+            batch.put(Cf::Raft, HARD_STATE, encode(hs));
+            self.hard_state = hs.clone();
+        }
+    }
+
+    /// Records a new commit index (persisted with the next append, like etcd's WAL).
+    pub fn set_commit(&mut self, commit: u64) {
+        self.hard_state.commit = commit;
+    }
+
+    /// Drops log entries up to and including `index` (which must be applied).
+    pub fn compact(&mut self, index: u64) -> Result<()> {
+        if index <= self.snap.index || index > self.last_index {
+            return Ok(());
+        }
+        let term = raft::Storage::term(self, index).map_err(|e| Error::storage(e))?;
+        let mut meta = SnapshotMetadata::default();
+        meta.index = index;
+        meta.term = term;
+        let mut b = WriteBatch::new();
+        b.delete_range(
+            Cf::Raft,
+            entry_key(self.snap.index + 1),
+            entry_key(index + 1),
+        );
+        b.put(Cf::Raft, SNAP_META, encode(&meta));
+        self.engine.write(b, false)?;
+        self.snap = meta;
+        while self.tail.front().is_some_and(|e| e.index <= index) {
+            self.tail.pop_front();
+        }
+        Ok(())
+    }
+
+    pub fn first_index(&self) -> u64 {
+        self.snap.index + 1
+    }
+
+    pub fn last_index(&self) -> u64 {
+        self.last_index
+    }
+
+    fn load(&self, low: u64, high: u64, max_size: u64) -> raft::Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        let mut size = 0u64;
+        let tail_start = self.tail.front().map_or(u64::MAX, |e| e.index);
+        if low >= tail_start {
+            for e in self.tail.iter().skip((low - tail_start) as usize) {
+                if e.index >= high {
+                    break;
+                }
+                size += e.compute_size() as u64;
+                if !out.is_empty() && size > max_size {
+                    break;
+                }
+                out.push(e.clone());
+            }
+            return Ok(out);
+        }
+        let mut failure = None;
+        let end = entry_key(high);
+        let scanned =
+            self.engine.scan(
+                Cf::Raft,
+                &entry_key(low),
+                Some(&end),
+                &mut |_, v| match decode::<Entry>(v) {
+                    Ok(e) => {
+                        size += v.len() as u64;
+                        if !out.is_empty() && size > max_size {
+                            return false;
+                        }
+                        out.push(e);
+                        true
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        false
+                    }
+                },
+            );
+        if let Err(e) = scanned
+            .map_err(Some)
+            .and(failure.map_or(Ok(()), |e| Err(Some(e))))
+        {
+            let msg = e.map(|e| e.to_string()).unwrap_or_default();
+            return Err(raft::Error::Store(StorageError::Other(msg.into())));
+        }
+        if out.first().is_some_and(|e| e.index != low) {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        Ok(out)
+    }
+}
+
+impl raft::Storage for LogStore {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        Ok(RaftState::new(
+            self.hard_state.clone(),
+            self.conf_state.clone(),
+        ))
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        if low <= self.snap.index {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if high > self.last_index + 1 {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        self.load(low, high, max_size.into().unwrap_or(u64::MAX))
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        if idx == self.snap.index {
+            return Ok(self.snap.term);
+        }
+        if idx < self.snap.index {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if idx > self.last_index {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        Ok(self
+            .load(idx, idx + 1, u64::MAX)?
+            .first()
+            .map_or(0, |e| e.term))
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.snap.index + 1)
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.last_index)
+    }
+
+    fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        // Sending state-machine snapshots to peers comes with replication (multi-member
+        // clusters); a single member never asks for one.
+        Err(raft::Error::Store(
+            StorageError::SnapshotTemporarilyUnavailable,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::RocksEngine;
+    use raft::Storage;
+
+    fn entry(index: u64, term: u64) -> Entry {
+        let mut e = Entry::default();
+        e.index = index;
+        e.term = term;
+        e.data = vec![index as u8].into();
+        e
+    }
+
+    #[test]
+    fn append_overwrite_compact_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine: Arc<dyn Engine> = Arc::new(RocksEngine::open(dir.path()).expect("open"));
+        let mut log = LogStore::open(engine.clone()).expect("log");
+        assert!(log.is_empty());
+        log.bootstrap(vec![1]).expect("bootstrap");
+        let mut b = WriteBatch::new();
+        let ents: Vec<Entry> = (1..=5).map(|i| entry(i, 1)).collect();
+        let mut hs = HardState::default();
+        hs.term = 1;
+        log.append(&ents, Some(&hs), &mut b);
+        engine.write(b, true).expect("write");
+        // A new leader overwrites 4..5 with a higher term.
+        let mut b = WriteBatch::new();
+        log.append(&[entry(4, 2)], None, &mut b);
+        engine.write(b, true).expect("write");
+        assert_eq!(log.last_index(), 4);
+        assert_eq!(log.term(4).expect("term"), 2);
+        log.compact(2).expect("compact");
+        assert_eq!(Storage::first_index(&log).expect("first"), 3);
+        assert!(log
+            .entries(2, 4, None, GetEntriesContext::empty(false))
+            .is_err());
+
+        let log = LogStore::open(engine).expect("reopen");
+        assert_eq!(log.last_index(), 4);
+        assert_eq!(log.hard_state().term, 1);
+        let got = log
+            .entries(3, 5, None, GetEntriesContext::empty(false))
+            .expect("entries");
+        assert_eq!(
+            got.iter().map(|e| (e.index, e.term)).collect::<Vec<_>>(),
+            vec![(3, 1), (4, 2)]
+        );
+        assert_eq!(log.term(2).expect("term of compacted boundary"), 1);
+    }
+}
