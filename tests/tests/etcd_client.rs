@@ -321,7 +321,11 @@ async fn watch_history_live_filters_and_compaction() {
     let (_w2, mut s2) = c
         .watch(
             "w/",
-            Some(WatchOptions::new().with_prefix().with_filter_put()),
+            Some(
+                WatchOptions::new()
+                    .with_prefix()
+                    .with_filters([etcd_client::WatchFilterType::NoPut]),
+            ),
         )
         .await
         .expect("watch");

@@ -47,11 +47,11 @@ fn put_get_del_txn_compaction_status_snapshot() {
         ok(&ep, &["get", "--prefix", "foo", "--limit=2"]),
         "foo\nbar\nfoo1\na\n"
     );
-    assert!(ok(
-        &ep,
-        &["get", "--prefix", "fo", "--count-only", "-w", "fields"]
-    )
-    .contains("\"Count\" : 4"));
+    let fields = ok(&ep, &["get", "--prefix", "fo", "--limit=1", "-w", "fields"]);
+    assert!(
+        fields.contains("\"Count\" : 4") && fields.contains("\"More\" : true"),
+        "{fields}"
+    );
     let rev = revision_of(&ep, "foo");
     ok(&ep, &["put", "foo", "baz"]);
     assert_eq!(
