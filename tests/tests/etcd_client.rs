@@ -364,18 +364,23 @@ async fn watch_history_live_filters_and_compaction() {
         .expect("watch");
     let resp = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
-            let r = s3.message().await;
-            match r {
-                Ok(Some(r)) if r.canceled() => return Some(r),
+            match s3.message().await {
+                Ok(Some(r)) if r.canceled() => return Ok(r),
                 Ok(Some(_)) => continue,
-                _ => return None,
+                other => return Err(format!("{other:?}")),
             }
         }
     })
     .await
     .expect("in time");
-    if let Some(r) = resp {
-        assert_eq!(r.compact_revision(), cur);
+    match resp {
+        Ok(r) => assert_eq!(
+            r.compact_revision(),
+            cur,
+            "cancelled with the compact revision"
+        ),
+        // The client turns a compacted cancel into an error carrying etcd's message.
+        Err(e) => assert!(e.contains("compacted"), "unexpected watch outcome: {e}"),
     }
 }
 

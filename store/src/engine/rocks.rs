@@ -26,8 +26,12 @@ impl RocksEngine {
         opts.create_missing_column_families(true);
         opts.set_max_background_jobs(2);
         opts.set_bytes_per_sync(1 << 20);
-        // The Raft log append is the only synced write; keep WAL writes cheap otherwise.
-        opts.set_manual_wal_flush(false);
+        // Every acknowledged write waits for one WAL fdatasync. Overwriting a recycled WAL file
+        // needs no file-system metadata update, which on ext4 roughly halves the fsync latency
+        // compared with appending to a fresh (or fallocated, unwritten) file; a bounded total WAL
+        // size makes old WAL files obsolete, and so recyclable, steadily.
+        opts.set_recycle_log_file_num(4);
+        opts.set_max_total_wal_size(64 << 20);
         let cache = Cache::new_lru_cache(64 << 20);
         let cfs = Cf::ALL.iter().map(|cf| {
             let mut o = Options::default();

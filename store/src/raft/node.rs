@@ -373,6 +373,11 @@ impl<S: StateMachine, T: Transport> Loop<S, T> {
             }
             return;
         }
+        // raft-rs ignores a ReadIndex on a leader that has not yet committed an entry of its own
+        // term; hold the reads until it has (the new leader's empty entry commits promptly).
+        if self.raw.raft.state == StateRole::Leader && !self.raw.raft.commit_to_current_term() {
+            return;
+        }
         let ctx = self.next_read;
         self.next_read += 1;
         self.raw.read_index(ctx.to_be_bytes().to_vec());
@@ -380,19 +385,19 @@ impl<S: StateMachine, T: Transport> Loop<S, T> {
         self.read_batches.insert(ctx, (Instant::now(), waiting));
     }
 
-    /// Fails read rounds that got no answer (lost leadership, dropped messages).
+    /// Retries read rounds that got no answer in an election timeout (a dropped message, a
+    /// leader change); callers give up on their own deadline.
     fn expire_reads(&mut self, now: Instant) {
-        let limit = self.cfg.heartbeat * (self.cfg.election_ticks as u32) * 2;
-        let err = self.no_leader();
+        let limit = self.cfg.heartbeat * (self.cfg.election_ticks as u32);
+        let mut retry = Vec::new();
         self.read_batches.retain(|_, (started, waiting)| {
             if now.duration_since(*started) < limit {
                 return true;
             }
-            for done in waiting.drain(..) {
-                let _ = done.send(Err(err.clone()));
-            }
+            retry.extend(waiting.drain(..).filter(|done| !done.is_closed()));
             false
         });
+        self.reads.extend(retry);
     }
 
     fn on_ready(&mut self) -> Result<()> {
