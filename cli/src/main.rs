@@ -16,7 +16,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a store member: Raft-replicated MVCC key-value store speaking the etcd v3 gRPC API.
-    Store(strata_store::StoreConfig),
+    Store(Box<strata_store::StoreConfig>),
     /// Load tool speaking the etcd v3 API (etcd benchmark style).
     Bench(strata_bench::BenchArgs),
 }
@@ -68,7 +68,7 @@ fn main() -> std::process::ExitCode {
     };
     let result: Result<(), String> = rt.block_on(async {
         match cli.command {
-            Command::Store(cfg) => strata_store::run(cfg, shutdown_signal())
+            Command::Store(cfg) => strata_store::run(*cfg, shutdown_signal())
                 .await
                 .map_err(|e| e.to_string()),
             Command::Bench(args) => strata_bench::run(args).await,

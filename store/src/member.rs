@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use crate::apply::{Alarms, Applier, Response, Waiters};
 use crate::config::{parse_duration, StoreConfig};
-use crate::engine::{Engine, RocksEngine};
+use crate::engine::{Engine, EngineSize, RocksEngine};
 use crate::error::{Error, Result};
 use crate::lease::Lessor;
 use crate::metrics::Metrics;
@@ -66,6 +66,7 @@ pub struct Member {
     node: parking_lot::Mutex<Option<Node>>,
     next_id: AtomicU64,
     request_timeout: Duration,
+    size_cache: parking_lot::Mutex<(Instant, EngineSize)>,
 }
 
 impl Member {
@@ -152,6 +153,7 @@ impl Member {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
+        let engine_size = engine.size();
         let request_timeout =
             Duration::from_secs(5) + Duration::from_millis(cfg.election_timeout) * 2;
         tracing::info!(name = %cfg.name, member_id = format!("{id:x}"), cluster_id = format!("{cluster_id:x}"), revision = mvcc.current_revision(), "store member started");
@@ -172,6 +174,7 @@ impl Member {
             // Unique across restarts: the member's bits, then a time-based counter.
             next_id: AtomicU64::new(((id & 0xffff) << 48) | ((now_ms & 0xff_ffff_ffff) << 8)),
             request_timeout,
+            size_cache: parking_lot::Mutex::new((Instant::now(), engine_size)),
         }))
     }
 
@@ -200,7 +203,7 @@ impl Member {
         if self.alarms.has(AlarmType::Nospace) {
             return Err(Error::NoSpace);
         }
-        let size = self.engine.size().total + request_bytes as u64;
+        let size = self.engine_size().total + request_bytes as u64;
         if size > self.cfg.quota_bytes() {
             tracing::warn!(
                 size,
@@ -223,6 +226,16 @@ impl Member {
         Ok(())
     }
 
+    /// The engine's size, re-read at most every 100 ms (reading it takes a dozen RocksDB property
+    /// lookups, too many for every write).
+    pub fn engine_size(&self) -> EngineSize {
+        let mut cached = self.size_cache.lock();
+        if cached.0.elapsed() > Duration::from_millis(100) {
+            *cached = (Instant::now(), self.engine.size());
+        }
+        cached.1
+    }
+
     /// Replicates `req` through Raft and waits for its applied result.
     pub async fn propose(&self, mut req: RaftRequest) -> Result<Response> {
         let st = self.raft.status();
@@ -236,9 +249,6 @@ impl Member {
             return Err(Error::RequestTooLarge);
         }
         let rx = self.waiters.register(id);
-        self.metrics
-            .proposals_pending
-            .fetch_add(1, Ordering::Relaxed);
         let result = async {
             self.raft.propose(data).await?;
             match tokio::time::timeout(self.request_timeout, rx).await {

@@ -60,7 +60,6 @@ pub struct Metrics {
     pub proposals_committed: AtomicU64,
     pub proposals_applied: AtomicU64,
     pub proposals_failed: AtomicU64,
-    pub proposals_pending: AtomicU64,
     pub leader_changes: AtomicU64,
     pub puts: AtomicU64,
     pub deletes: AtomicU64,
@@ -79,7 +78,6 @@ impl Default for Metrics {
             proposals_committed: AtomicU64::new(0),
             proposals_applied: AtomicU64::new(0),
             proposals_failed: AtomicU64::new(0),
-            proposals_pending: AtomicU64::new(0),
             leader_changes: AtomicU64::new(0),
             puts: AtomicU64::new(0),
             deletes: AtomicU64::new(0),
@@ -134,13 +132,6 @@ impl Metrics {
             "counter",
             "The total number of failed proposals seen.",
             get(&self.proposals_failed),
-        );
-        sample(
-            out,
-            "etcd_server_proposals_pending",
-            "gauge",
-            "The current number of pending proposals to commit.",
-            get(&self.proposals_pending),
         );
         sample(
             out,

@@ -451,8 +451,7 @@ async fn run_script(path: &std::path::Path) {
     h.m().linearizable_barrier().await.expect("member ready");
     let mut rewritten = String::new();
     let mut failures = Vec::new();
-    let mut blocks = text.split("\n\n").peekable();
-    while let Some(block) = blocks.next() {
+    for block in text.split("\n\n") {
         let block = block.trim_matches('\n');
         if block.is_empty() {
             continue;

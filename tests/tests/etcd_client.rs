@@ -466,7 +466,11 @@ async fn leases_expire_and_delete_their_keys() {
     assert!(listed.leases().iter().any(|l| l.id() == lease.id()));
     let (mut keeper, mut stream) = c.lease_keep_alive(lease.id()).await.expect("keepalive");
     keeper.keep_alive().await.expect("send");
-    let ka = stream.message().await.expect("ok").expect("resp");
+    let ka = tokio::time::timeout(Duration::from_secs(30), stream.message())
+        .await
+        .expect("keep-alive answered in time")
+        .expect("ok")
+        .expect("resp");
     assert_eq!(ka.id(), lease.id());
     assert!(ka.ttl() > 0);
 
@@ -538,5 +542,92 @@ async fn quota_raises_nospace_and_rejects_writes() {
             .await
             .is_ok(),
         "deletes are allowed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_requests_and_metrics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = StoreProc::start(dir.path(), &[]);
+    let mut c = client(&p).await;
+    let rev = c
+        .put("p", "1", None)
+        .await
+        .expect("put")
+        .header()
+        .expect("h")
+        .revision();
+    // The client has already consumed the created response when `watch` returns.
+    let (mut w, mut s) = c.watch("p", None).await.expect("watch");
+    w.request_progress().await.expect("request progress");
+    let progress = tokio::time::timeout(Duration::from_secs(30), s.message())
+        .await
+        .expect("in time")
+        .expect("ok")
+        .expect("resp");
+    assert!(progress.events().is_empty());
+    assert_eq!(
+        progress.header().expect("h").revision(),
+        rev,
+        "progress reports the revision seen so far"
+    );
+
+    let (code, body) = strata_tests::http_get(p.port, "/metrics").expect("metrics");
+    assert_eq!(code, 200);
+    for name in [
+        "etcd_server_has_leader 1",
+        "etcd_disk_wal_fsync_duration_seconds_bucket",
+        "etcd_mvcc_db_total_size_in_bytes",
+        "etcd_debugging_mvcc_watcher_total 1",
+    ] {
+        assert!(body.contains(name), "/metrics lacks {name}");
+    }
+    let (code, body) = strata_tests::http_get(p.port, "/health").expect("health");
+    assert_eq!(
+        (code, body.as_str()),
+        (200, "{\"health\":\"true\",\"reason\":\"\"}")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_auto_compaction() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = StoreProc::start(dir.path(), &["--auto-compaction-retention", "2s"]);
+    let mut c = client(&p).await;
+    let first = c
+        .put("ac", "0", None)
+        .await
+        .expect("put")
+        .header()
+        .expect("h")
+        .revision();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut i = 0;
+    loop {
+        c.put("ac", i.to_string(), None).await.expect("put");
+        i += 1;
+        match c
+            .get("ac", Some(GetOptions::new().with_revision(first)))
+            .await
+        {
+            Err(e) => {
+                let (_, msg) = code_and_message(e);
+                assert_eq!(
+                    msg,
+                    "etcdserver: mvcc: required revision has been compacted"
+                );
+                break;
+            }
+            Ok(_) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "no auto-compaction within 60 s"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        c.get("ac", None).await.expect("get").kvs().len(),
+        1,
+        "the latest value survives"
     );
 }

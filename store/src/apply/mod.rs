@@ -13,7 +13,6 @@ pub mod range;
 mod request;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -256,9 +255,6 @@ impl StateMachine for Applier {
         for (id, r) in results {
             self.waiters.trigger(id, r);
         }
-        self.metrics
-            .proposals_pending
-            .store(self.waiters.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 

@@ -243,10 +243,8 @@ fn check_puts(
     for op in ops {
         match &op.request {
             Some(OpRequest::RequestPut(p)) => {
-                if p.ignore_value || p.ignore_lease {
-                    if view.get(&p.key)?.is_none() {
-                        return Err(Error::KeyNotFound);
-                    }
+                if (p.ignore_value || p.ignore_lease) && view.get(&p.key)?.is_none() {
+                    return Err(Error::KeyNotFound);
                 }
                 if p.lease != 0 && !p.ignore_lease && !ctx.lessor.exists(p.lease) {
                     return Err(Error::LeaseNotFound);

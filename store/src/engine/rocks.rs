@@ -14,6 +14,10 @@ use rocksdb::{
 use super::{BatchOp, Cf, Engine, EngineSize, WriteBatch};
 use crate::error::{Error, Result};
 
+/// Size of the WAL file prepared for recycling, and the WAL size at which memtables are flushed
+/// (so WAL files become obsolete, and recyclable, at about this size).
+const WAL_WARM_BYTES: usize = 32 << 20;
+
 pub struct RocksEngine {
     db: DB,
 }
@@ -31,7 +35,7 @@ impl RocksEngine {
         // compared with appending to a fresh (or fallocated, unwritten) file; a bounded total WAL
         // size makes old WAL files obsolete, and so recyclable, steadily.
         opts.set_recycle_log_file_num(4);
-        opts.set_max_total_wal_size(64 << 20);
+        opts.set_max_total_wal_size(WAL_WARM_BYTES as u64);
         let cache = Cache::new_lru_cache(64 << 20);
         let cfs = Cf::ALL.iter().map(|cf| {
             let mut o = Options::default();
@@ -46,7 +50,40 @@ impl RocksEngine {
             ColumnFamilyDescriptor::new(cf.name(), o)
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
-        Ok(Self { db })
+        let engine = Self { db };
+        engine.warm_wal()?;
+        Ok(engine)
+    }
+
+    /// Gives a new engine a fully written WAL file to recycle, so that fdatasync after each Raft
+    /// append overwrites blocks instead of growing a file from the start (no metadata update:
+    /// about 0.18 ms instead of 0.45 ms per fsync on this machine's ext4). Done once per data
+    /// directory: fill one WAL with scratch data, flush so it becomes obsolete (and recyclable),
+    /// then drop the scratch data.
+    fn warm_wal(&self) -> Result<()> {
+        const DONE: &[u8] = b"engine/wal_warmed";
+        if self.db.get_cf(self.cf(Cf::Meta), DONE)?.is_some() {
+            return Ok(());
+        }
+        let chunk = vec![0u8; 1 << 20];
+        for i in 0..WAL_WARM_BYTES >> 20 {
+            let mut wb = rocksdb::WriteBatch::default();
+            wb.put_cf(self.cf(Cf::Meta), format!("engine/warm/{i:04}"), &chunk);
+            self.db.write(wb)?;
+        }
+        let mut wb = rocksdb::WriteBatch::default();
+        wb.delete_range_cf(self.cf(Cf::Meta), b"engine/warm/", b"engine/warm0");
+        wb.put_cf(self.cf(Cf::Meta), DONE, b"");
+        self.db.write(wb)?;
+        for cf in Cf::ALL {
+            self.db.flush_cf(self.cf(cf))?;
+        }
+        self.db.compact_range_cf(
+            self.cf(Cf::Meta),
+            Some(b"engine/warm/"),
+            Some(b"engine/warm0"),
+        );
+        Ok(())
     }
 
     fn cf(&self, cf: Cf) -> &rocksdb::ColumnFamily {

@@ -235,6 +235,30 @@ impl MvccStore {
         }
     }
 
+    /// The key-values visible at `at` in the range (values read with `fetch`), and the number of
+    /// visible keys. Fails with `Compacted` if a compaction passed `at` meanwhile.
+    pub(crate) fn range_at(
+        &self,
+        key: &[u8],
+        end: &[u8],
+        at: i64,
+        limit: usize,
+        count_only: bool,
+        fetch: impl FnOnce(&[Revision]) -> Result<Vec<KeyValue>>,
+    ) -> Result<(Vec<KeyValue>, usize)> {
+        let (found, count) = self.index.read().range(key, end, at, limit);
+        let kvs = if count_only {
+            Vec::new()
+        } else {
+            let revs: Vec<Revision> = found.iter().map(|(_, r)| *r).collect();
+            fetch(&revs)?
+        };
+        if at < self.compact_revision() {
+            return Err(Error::Compacted);
+        }
+        Ok((kvs, count))
+    }
+
     /// A read view of the committed store at revision `rev` (0 = current).
     pub fn read_at(&self, rev: i64) -> Result<StoreView<'_>> {
         let rev = self.check_revision(rev)?;
@@ -282,17 +306,10 @@ impl ReadView for StoreView<'_> {
         } else {
             self.store.check_revision(rev)?
         };
-        let (found, count) = self.store.index.read().range(key, end, at, limit);
-        let kvs = if count_only {
-            Vec::new()
-        } else {
-            let revs: Vec<Revision> = found.iter().map(|(_, r)| *r).collect();
-            self.store.fetch(&revs)?
-        };
-        if at < self.store.compact_revision() {
-            return Err(Error::Compacted);
-        }
-        Ok((kvs, count))
+        self.store
+            .range_at(key, end, at, limit, count_only, |revs| {
+                self.store.fetch(revs)
+            })
     }
 }
 

@@ -240,12 +240,10 @@ impl ReadView for WriteTxn<'_, '_> {
             if rev < self.round.store.compact_revision() {
                 return Err(Error::Compacted);
             }
-            let (found, count) = self.round.store.index.read().range(key, end, rev, limit);
-            if count_only {
-                return Ok((Vec::new(), count));
-            }
-            let revs: Vec<Revision> = found.iter().map(|(_, r)| *r).collect();
-            return Ok((self.round.fetch(&revs)?, count));
+            let round = &*self.round;
+            return round
+                .store
+                .range_at(key, end, rev, limit, count_only, |revs| round.fetch(revs));
         }
         let keys = self.live_keys(key, end);
         let count = keys.len();

@@ -213,10 +213,10 @@ impl Node {
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let logger = slog::Logger::root(TracingDrain, slog::o!("raft_id" => cfg.id));
         let single = log.conf_state().voters == [cfg.id];
-        let mut raw = RawNode::new(&config, log, &logger).map_err(|e| Error::storage(e))?;
+        let mut raw = RawNode::new(&config, log, &logger).map_err(Error::storage)?;
         if single {
             // Nobody to wait for: become leader now rather than after an election timeout.
-            raw.campaign().map_err(|e| Error::storage(e))?;
+            raw.campaign().map_err(Error::storage)?;
         }
 
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -258,7 +258,7 @@ impl Node {
                 }
                 r
             })
-            .map_err(|e| Error::storage(e))?;
+            .map_err(Error::storage)?;
         Ok(Self {
             handle,
             thread: Some(thread),
@@ -276,6 +276,9 @@ impl Node {
     }
 }
 
+/// One ReadIndex round in flight: when it was issued and who waits for it.
+type ReadRound = (Instant, Vec<oneshot::Sender<Result<u64>>>);
+
 struct Loop<S, T> {
     raw: RawNode<LogStore>,
     engine: Arc<dyn Engine>,
@@ -290,7 +293,7 @@ struct Loop<S, T> {
     /// Read requests waiting for the next ReadIndex round.
     reads: Vec<oneshot::Sender<Result<u64>>>,
     /// ReadIndex rounds in flight, by context.
-    read_batches: HashMap<u64, (Instant, Vec<oneshot::Sender<Result<u64>>>)>,
+    read_batches: HashMap<u64, ReadRound>,
     next_read: u64,
     leader: u64,
 }

@@ -94,8 +94,10 @@ impl LogStore {
 
     /// Bootstraps a new cluster's log with its initial configuration.
     pub fn bootstrap(&mut self, voters: Vec<u64>) -> Result<()> {
-        let mut cs = ConfState::default();
-        cs.voters = voters;
+        let cs = ConfState {
+            voters,
+            ..Default::default()
+        };
         self.set_conf_state(cs)
     }
 
@@ -150,10 +152,12 @@ impl LogStore {
         if index <= self.snap.index || index > self.last_index {
             return Ok(());
         }
-        let term = raft::Storage::term(self, index).map_err(|e| Error::storage(e))?;
-        let mut meta = SnapshotMetadata::default();
-        meta.index = index;
-        meta.term = term;
+        let term = raft::Storage::term(self, index).map_err(Error::storage)?;
+        let meta = SnapshotMetadata {
+            index,
+            term,
+            ..Default::default()
+        };
         let mut b = WriteBatch::new();
         b.delete_range(
             Cf::Raft,
@@ -294,11 +298,12 @@ mod tests {
     use raft::Storage;
 
     fn entry(index: u64, term: u64) -> Entry {
-        let mut e = Entry::default();
-        e.index = index;
-        e.term = term;
-        e.data = vec![index as u8].into();
-        e
+        Entry {
+            index,
+            term,
+            data: vec![index as u8].into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -310,8 +315,10 @@ mod tests {
         log.bootstrap(vec![1]).expect("bootstrap");
         let mut b = WriteBatch::new();
         let ents: Vec<Entry> = (1..=5).map(|i| entry(i, 1)).collect();
-        let mut hs = HardState::default();
-        hs.term = 1;
+        let hs = HardState {
+            term: 1,
+            ..Default::default()
+        };
         log.append(&ents, Some(&hs), &mut b);
         engine.write(b, true).expect("write");
         // A new leader overwrites 4..5 with a higher term.

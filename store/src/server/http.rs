@@ -42,6 +42,13 @@ async fn metrics(State(m): State<Arc<Member>>) -> impl IntoResponse {
         "Whether or not this member is a leader. 1 if is, 0 otherwise.",
         u8::from(st.leader == m.id),
     );
+    sample(
+        &mut out,
+        "etcd_server_proposals_pending",
+        "gauge",
+        "The current number of pending proposals to commit.",
+        m.waiters.len(),
+    );
     sample(&mut out, "etcd_server_id", "gauge", "Member ID.", m.id);
     let _ = std::fmt::Write::write_fmt(&mut out, format_args!(
         "# HELP etcd_server_version Which version is running.\n# TYPE etcd_server_version gauge\netcd_server_version{{server_version=\"{ETCD_VERSION}\"}} 1\n"

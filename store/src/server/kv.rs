@@ -10,17 +10,13 @@ use strata_proto::etcdserverpb::{
 use strata_proto::peer::RaftRequest;
 use tonic::{Request, Response, Status};
 
-use super::{status::to_status, validate};
-use crate::apply::{range, Response as Applied};
+use super::{replicate, status::to_status, validate};
+use crate::apply::range;
 use crate::error::Error;
 use crate::member::Member;
 
 pub struct KvService {
     pub member: Arc<Member>,
-}
-
-fn unexpected(r: Applied) -> Status {
-    to_status(Error::corrupt(format!("unexpected applied result {r:?}")))
 }
 
 impl KvService {
@@ -53,20 +49,14 @@ impl Kv for KvService {
         m.check_quota(r.key.len() + r.value.len())
             .await
             .map_err(to_status)?;
-        match m
-            .propose(RaftRequest {
+        replicate(
+            m,
+            RaftRequest {
                 put: Some(r),
                 ..Default::default()
-            })
-            .await
-            .map_err(to_status)?
-        {
-            Applied::Put(mut resp) => {
-                resp.header = m.fill(resp.header);
-                Ok(Response::new(resp))
-            }
-            other => Err(unexpected(other)),
-        }
+            },
+        )
+        .await
     }
 
     async fn delete_range(
@@ -76,20 +66,14 @@ impl Kv for KvService {
         let r = req.into_inner();
         validate::delete(&r).map_err(to_status)?;
         let m = &self.member;
-        match m
-            .propose(RaftRequest {
+        replicate(
+            m,
+            RaftRequest {
                 delete_range: Some(r),
                 ..Default::default()
-            })
-            .await
-            .map_err(to_status)?
-        {
-            Applied::DeleteRange(mut resp) => {
-                resp.header = m.fill(resp.header);
-                Ok(Response::new(resp))
-            }
-            other => Err(unexpected(other)),
-        }
+            },
+        )
+        .await
     }
 
     async fn txn(&self, req: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
@@ -105,20 +89,14 @@ impl Kv for KvService {
         if has_writes {
             m.check_quota(r.encoded_len()).await.map_err(to_status)?;
         }
-        match m
-            .propose(RaftRequest {
+        replicate(
+            m,
+            RaftRequest {
                 txn: Some(r),
                 ..Default::default()
-            })
-            .await
-            .map_err(to_status)?
-        {
-            Applied::Txn(mut resp) => {
-                resp.header = m.fill(resp.header);
-                Ok(Response::new(resp))
-            }
-            other => Err(unexpected(other)),
-        }
+            },
+        )
+        .await
     }
 
     async fn compact(
@@ -127,20 +105,14 @@ impl Kv for KvService {
     ) -> Result<Response<CompactionResponse>, Status> {
         let m = &self.member;
         let r = req.into_inner();
-        match m
-            .propose(RaftRequest {
+        replicate(
+            m,
+            RaftRequest {
                 compaction: Some(r),
                 ..Default::default()
-            })
-            .await
-            .map_err(to_status)?
-        {
-            Applied::Compaction(mut resp) => {
-                resp.header = m.fill(resp.header);
-                Ok(Response::new(resp))
-            }
-            other => Err(unexpected(other)),
-        }
+            },
+        )
+        .await
     }
 }
 

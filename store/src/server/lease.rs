@@ -13,8 +13,7 @@ use strata_proto::etcdserverpb::{
 use strata_proto::peer::RaftRequest;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::status::to_status;
-use crate::apply::Response as Applied;
+use super::{replicate, status::to_status};
 use crate::error::Error;
 use crate::lease::MAX_LEASE_TTL;
 use crate::member::Member;
@@ -24,10 +23,6 @@ pub struct LeaseService {
 }
 
 type KeepAliveOut = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send>>;
-
-fn unexpected(r: Applied) -> Status {
-    to_status(Error::corrupt(format!("unexpected applied result {r:?}")))
-}
 
 #[tonic::async_trait]
 impl Lease for LeaseService {
@@ -49,20 +44,14 @@ impl Lease for LeaseService {
                 }
             };
         }
-        match m
-            .propose(RaftRequest {
+        replicate(
+            m,
+            RaftRequest {
                 lease_grant: Some(r),
                 ..Default::default()
-            })
-            .await
-            .map_err(to_status)?
-        {
-            Applied::LeaseGrant(mut resp) => {
-                resp.header = m.fill(resp.header);
-                Ok(Response::new(resp))
-            }
-            other => Err(unexpected(other)),
-        }
+            },
+        )
+        .await
     }
 
     async fn lease_revoke(
@@ -71,20 +60,14 @@ impl Lease for LeaseService {
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
         let m = &self.member;
         let r = req.into_inner();
-        match m
-            .propose(RaftRequest {
+        replicate(
+            m,
+            RaftRequest {
                 lease_revoke: Some(r),
                 ..Default::default()
-            })
-            .await
-            .map_err(to_status)?
-        {
-            Applied::LeaseRevoke(mut resp) => {
-                resp.header = m.fill(resp.header);
-                Ok(Response::new(resp))
-            }
-            other => Err(unexpected(other)),
-        }
+            },
+        )
+        .await
     }
 
     type LeaseKeepAliveStream = KeepAliveOut;

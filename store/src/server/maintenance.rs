@@ -147,7 +147,7 @@ impl Maintenance for MaintenanceService {
             version: ETCD_VERSION.to_string(),
             db_size: size.total as i64,
             leader: st.leader,
-            raft_index: st.last_index.max(st.commit),
+            raft_index: st.commit,
             raft_term: st.term,
             raft_applied_index: st.applied,
             errors,
@@ -240,7 +240,7 @@ impl Maintenance for MaintenanceService {
                 buf.truncate(n);
                 sent += n as u64;
                 let resp = SnapshotResponse {
-                    header: if first { header.clone() } else { None },
+                    header: if first { header } else { None },
                     remaining_bytes: total - sent,
                     blob: buf.into(),
                 };

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use strata_proto::etcdserverpb::{
-    auth_server::AuthServer, cluster_server::ClusterServer, kv_server::KvServer,
+    self as pb, auth_server::AuthServer, cluster_server::ClusterServer, kv_server::KvServer,
     lease_server::LeaseServer, maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
 use tokio::net::TcpListener;
@@ -25,9 +25,59 @@ use tokio::sync::watch as signal;
 use tonic::service::Routes;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
+use strata_proto::peer::RaftRequest;
+
+use crate::apply::Response as Applied;
 use crate::config::{parse_url, StoreConfig};
 use crate::error::{Error, Result};
 use crate::member::Member;
+
+/// A response the applier produces, whose header the member completes.
+trait AppliedResponse: Sized {
+    fn from_applied(a: Applied) -> std::result::Result<Self, Box<Applied>>;
+    fn header_mut(&mut self) -> &mut Option<pb::ResponseHeader>;
+}
+
+macro_rules! applied_response {
+    ($($variant:ident => $ty:ty),* $(,)?) => {$(
+        impl AppliedResponse for $ty {
+            fn from_applied(a: Applied) -> std::result::Result<Self, Box<Applied>> {
+                match a {
+                    Applied::$variant(r) => Ok(r),
+                    other => Err(Box::new(other)),
+                }
+            }
+            fn header_mut(&mut self) -> &mut Option<pb::ResponseHeader> {
+                &mut self.header
+            }
+        }
+    )*};
+}
+
+applied_response! {
+    Put => pb::PutResponse,
+    DeleteRange => pb::DeleteRangeResponse,
+    Txn => pb::TxnResponse,
+    Compaction => pb::CompactionResponse,
+    LeaseGrant => pb::LeaseGrantResponse,
+    LeaseRevoke => pb::LeaseRevokeResponse,
+}
+
+/// Replicates `req` and answers with its applied response, the member fields of the header filled.
+async fn replicate<T: AppliedResponse>(
+    m: &Member,
+    req: RaftRequest,
+) -> std::result::Result<tonic::Response<T>, tonic::Status> {
+    let applied = m.propose(req).await.map_err(status::to_status)?;
+    let mut resp = T::from_applied(applied).map_err(|other| {
+        status::to_status(Error::corrupt(format!(
+            "unexpected applied result {other:?}"
+        )))
+    })?;
+    let header = resp.header_mut();
+    *header = m.fill(header.take());
+    Ok(tonic::Response::new(resp))
+}
 
 /// gRPC allows this much beyond --max-request-bytes for framing, as etcd does.
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
