@@ -15,6 +15,12 @@ async fn client(p: &StoreProc) -> Client {
         .expect("connect")
 }
 
+/// Puts `key = value` and returns the revision of the write.
+async fn put_rev(c: &mut Client, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> i64 {
+    let resp = c.put(key, value, None).await.expect("put");
+    resp.header().expect("header").revision()
+}
+
 fn code_and_message(e: etcd_client::Error) -> (tonic::Code, String) {
     match e {
         etcd_client::Error::GRpcStatus(s) => (s.code(), s.message().to_string()),
@@ -28,13 +34,7 @@ async fn kv_semantics() {
     let p = StoreProc::start(dir.path(), &[]);
     let mut c = client(&p).await;
 
-    let r1 = c
-        .put("a", "1", None)
-        .await
-        .expect("put")
-        .header()
-        .expect("header")
-        .revision();
+    let r1 = put_rev(&mut c, "a", "1").await;
     let r2 = c
         .put("a", "2", Some(PutOptions::new().with_prev_key()))
         .await
@@ -264,13 +264,7 @@ async fn watch_history_live_filters_and_compaction() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = StoreProc::start(dir.path(), &[]);
     let mut c = client(&p).await;
-    let first = c
-        .put("w/a", "1", None)
-        .await
-        .expect("put")
-        .header()
-        .expect("h")
-        .revision();
+    let first = put_rev(&mut c, "w/a", "1").await;
     c.put("w/b", "1", None).await.expect("put");
     c.delete("w/a", None).await.expect("delete");
 
@@ -347,13 +341,7 @@ async fn watch_history_live_filters_and_compaction() {
         .all(|e| e.event_type() == EventType::Delete));
 
     // A watch from a compacted revision is cancelled with the compact revision.
-    let cur = c
-        .put("w/e", "1", None)
-        .await
-        .expect("put")
-        .header()
-        .expect("h")
-        .revision();
+    let cur = put_rev(&mut c, "w/e", "1").await;
     c.compact(cur, None).await.expect("compact");
     let (_w3, mut s3) = c
         .watch(
@@ -550,13 +538,7 @@ async fn progress_requests_and_metrics() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = StoreProc::start(dir.path(), &[]);
     let mut c = client(&p).await;
-    let rev = c
-        .put("p", "1", None)
-        .await
-        .expect("put")
-        .header()
-        .expect("h")
-        .revision();
+    let rev = put_rev(&mut c, "p", "1").await;
     // The client has already consumed the created response when `watch` returns.
     let (mut w, mut s) = c.watch("p", None).await.expect("watch");
     w.request_progress().await.expect("request progress");
@@ -594,13 +576,7 @@ async fn periodic_auto_compaction() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = StoreProc::start(dir.path(), &["--auto-compaction-retention", "2s"]);
     let mut c = client(&p).await;
-    let first = c
-        .put("ac", "0", None)
-        .await
-        .expect("put")
-        .header()
-        .expect("h")
-        .revision();
+    let first = put_rev(&mut c, "ac", "0").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let mut i = 0;
     loop {
