@@ -29,7 +29,7 @@ test: setup
 	$(CARGO) test --workspace --no-fail-fast
 
 bench: setup
-	$(CARGO) bench -p strata-bench
+	$(CARGO) bench -p strata-bench --benches
 
 fmt:
 	$(CARGO) fmt --all
