@@ -14,6 +14,7 @@ if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_6
 fi
 have etcdctl || need_pkgs+=(etcd-client)   # compatibility tests
 have etcd || need_pkgs+=(etcd-server)      # the reference in benchmarks
+have openssl || need_pkgs+=(openssl)       # certificates for the TLS tests
 
 if [ ${#need_pkgs[@]} -eq 0 ]; then
   echo "setup: everything needed is installed"
