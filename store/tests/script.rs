@@ -39,6 +39,23 @@ use strata_store::watch::{StreamMsg, WatchSpec, WatchStream};
 use strata_store::StoreConfig;
 use tokio::sync::mpsc;
 
+/// Proposes one request through the member and takes the applied response of the expected kind;
+/// a failed request becomes the command's `error:` output.
+macro_rules! replicate {
+    ($h:expr, $field:ident: $value:expr => $variant:ident) => {
+        match $h
+            .propose(RaftRequest {
+                $field: Some($value),
+                ..Default::default()
+            })
+            .await?
+        {
+            Response::$variant(r) => r,
+            other => panic!("unexpected applied result {other:?}"),
+        }
+    };
+}
+
 struct Harness {
     dir: tempfile::TempDir,
     member: Option<Arc<Member>>,
@@ -191,15 +208,7 @@ impl Harness {
                         prev_kv: has(args, "prev"),
                         ..Default::default()
                     };
-                    let Response::Put(r) = self
-                        .propose(RaftRequest {
-                            put: Some(put),
-                            ..Default::default()
-                        })
-                        .await?
-                    else {
-                        unreachable!()
-                    };
+                    let r = replicate!(self, put: put => Put);
                     let _ = write!(out, "rev={}", r.header.expect("header").revision);
                     if let Some(p) = r.prev_kv {
                         let _ = write!(out, "\nprev: {}", kv_line(&p));
@@ -263,15 +272,7 @@ impl Harness {
                         range_end: range_end(args[0], args),
                         prev_kv: has(args, "prev"),
                     };
-                    let Response::DeleteRange(r) = self
-                        .propose(RaftRequest {
-                            delete_range: Some(del),
-                            ..Default::default()
-                        })
-                        .await?
-                    else {
-                        unreachable!()
-                    };
+                    let r = replicate!(self, delete_range: del => DeleteRange);
                     let _ = write!(
                         out,
                         "deleted={} rev={}",
@@ -297,15 +298,7 @@ impl Harness {
                         success: ops(then_text),
                         failure: ops(else_text),
                     };
-                    let Response::Txn(r) = self
-                        .propose(RaftRequest {
-                            txn: Some(txn),
-                            ..Default::default()
-                        })
-                        .await?
-                    else {
-                        unreachable!()
-                    };
+                    let r = replicate!(self, txn: txn => Txn);
                     let _ = write!(
                         out,
                         "succeeded={} rev={}",
@@ -332,15 +325,7 @@ impl Harness {
                         revision: args[0].parse().expect("rev"),
                         physical: true,
                     };
-                    let Response::Compaction(r) = self
-                        .propose(RaftRequest {
-                            compaction: Some(c),
-                            ..Default::default()
-                        })
-                        .await?
-                    else {
-                        unreachable!()
-                    };
+                    let r = replicate!(self, compaction: c => Compaction);
                     let _ = write!(out, "ok rev={}", r.header.expect("header").revision);
                 }
                 "lease-grant" => {
@@ -348,30 +333,14 @@ impl Harness {
                         id: args[0].parse().expect("id"),
                         ttl: args[1].parse().expect("ttl"),
                     };
-                    let Response::LeaseGrant(r) = self
-                        .propose(RaftRequest {
-                            lease_grant: Some(g),
-                            ..Default::default()
-                        })
-                        .await?
-                    else {
-                        unreachable!()
-                    };
+                    let r = replicate!(self, lease_grant: g => LeaseGrant);
                     let _ = write!(out, "id={} ttl={}", r.id, r.ttl);
                 }
                 "lease-revoke" => {
                     let rv = LeaseRevokeRequest {
                         id: args[0].parse().expect("id"),
                     };
-                    let Response::LeaseRevoke(r) = self
-                        .propose(RaftRequest {
-                            lease_revoke: Some(rv),
-                            ..Default::default()
-                        })
-                        .await?
-                    else {
-                        unreachable!()
-                    };
+                    let r = replicate!(self, lease_revoke: rv => LeaseRevoke);
                     let _ = write!(out, "ok rev={}", r.header.expect("header").revision);
                 }
                 "watch" => {
