@@ -326,10 +326,6 @@ pub struct ApplyRound<'s> {
 }
 
 impl<'s> ApplyRound<'s> {
-    pub fn store(&self) -> &'s MvccStore {
-        self.store
-    }
-
     /// The latest revision, including transactions of this round.
     pub fn revision(&self) -> i64 {
         self.rev

@@ -119,10 +119,6 @@ impl WatchHub {
         })
     }
 
-    pub fn store(&self) -> &Arc<MvccStore> {
-        &self.store
-    }
-
     /// Opens a watch stream: a queue that several watchers share.
     pub fn open_stream(self: &Arc<Self>) -> (WatchStream, mpsc::Receiver<StreamMsg>) {
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
@@ -135,11 +131,6 @@ impl WatchHub {
         let inner = self.inner.lock();
         let unsynced = inner.watchers.values().filter(|w| !w.synced).count();
         (inner.watchers.len(), unsynced)
-    }
-
-    /// The last revision published to watchers.
-    pub fn revision(&self) -> i64 {
-        self.inner.lock().rev
     }
 
     fn add(self: &Arc<Self>, key: WatcherKey, spec: WatchSpec, tx: mpsc::Sender<StreamMsg>) {

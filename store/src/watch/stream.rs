@@ -92,10 +92,6 @@ impl WatchStream {
     pub fn synced(&self) -> (bool, i64) {
         self.hub.stream_synced(self.id)
     }
-
-    pub fn hub(&self) -> &Arc<WatchHub> {
-        &self.hub
-    }
 }
 
 impl Drop for WatchStream {
