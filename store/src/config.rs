@@ -105,6 +105,23 @@ pub struct StoreConfig {
     /// Require client certificates signed by --trusted-ca-file.
     #[arg(long, default_value_t = false)]
     pub client_cert_auth: bool,
+
+    /// Path to the peer server TLS certificate file (also this member's client certificate when
+    /// it connects to https peer URLs).
+    #[arg(long, default_value = "")]
+    pub peer_cert_file: String,
+
+    /// Path to the peer server TLS key file.
+    #[arg(long, default_value = "")]
+    pub peer_key_file: String,
+
+    /// Path to the peer TLS trusted CA file: verifies other members' certificates.
+    #[arg(long, default_value = "")]
+    pub peer_trusted_ca_file: String,
+
+    /// Require peers to present certificates signed by --peer-trusted-ca-file.
+    #[arg(long, default_value_t = false)]
+    pub peer_client_cert_auth: bool,
 }
 
 impl Default for StoreConfig {

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod lease;
 pub mod member;
+pub mod membership;
 pub mod metrics;
 pub mod mvcc;
 pub mod raft;

@@ -2,6 +2,7 @@
 //! together, plus the background duties of a member (lease expiry, auto-compaction, progress
 //! notifications). The gRPC services in `crate::server` are thin layers over this.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -11,18 +12,20 @@ use sha2::{Digest, Sha256};
 use strata_proto::etcdserverpb::{
     AlarmRequest, AlarmType, CompactionRequest, LeaseRevokeRequest, ResponseHeader,
 };
-use strata_proto::peer::RaftRequest;
+use strata_proto::peer::{Member as PbMember, RaftRequest};
 use tokio::sync::watch;
+use tonic::transport::ClientTlsConfig;
 
-use crate::apply::{Alarms, Applier, Response, Waiters};
+use crate::apply::{Alarms, Applier, Parts, Response, Snapshotter, Waiters};
 use crate::config::{parse_duration, StoreConfig};
 use crate::engine::{Engine, EngineSize, RocksEngine};
 use crate::error::{Error, Result};
 use crate::lease::Lessor;
 use crate::metrics::Metrics;
 use crate::mvcc::MvccStore;
+use crate::membership::{self, Membership};
 use crate::raft::node::Node;
-use crate::raft::{NoPeers, RaftConfig, RaftHandle};
+use crate::raft::{PeerDirectory, PeerTransport, RaftConfig, RaftHandle};
 use crate::watch::WatchHub;
 
 /// The version Status and /version report. Kubernetes checks it; Strata serves the 3.5 API.
@@ -31,14 +34,6 @@ pub const CLUSTER_VERSION: &str = "3.5.0";
 
 /// etcd's limit on how far apply may lag commit before new requests are refused.
 const MAX_APPLY_LAG: u64 = 5000;
-
-#[derive(Debug, Clone)]
-pub struct MemberInfo {
-    pub id: u64,
-    pub name: String,
-    pub peer_urls: Vec<String>,
-    pub client_urls: Vec<String>,
-}
 
 fn hash_u64(parts: &[&str]) -> u64 {
     let mut h = Sha256::new();
@@ -50,11 +45,25 @@ fn hash_u64(parts: &[&str]) -> u64 {
     u64::from_be_bytes(d[..8].try_into().expect("sha256 is 32 bytes")).max(1)
 }
 
+/// A member id derived from peer URLs (and, for members added later, the time), as etcd does.
+pub fn member_id(peer_urls: &[String], token: &str, salt: &str) -> u64 {
+    let mut urls = peer_urls.to_vec();
+    urls.sort();
+    if salt.is_empty() {
+        hash_u64(&[&urls.join(","), token])
+    } else {
+        hash_u64(&[&urls.join(","), token, salt])
+    }
+}
+
+/// What a joining member learned from the running cluster.
+pub type JoinInfo = strata_proto::peer::MembersResponse;
+
 pub struct Member {
     pub cfg: StoreConfig,
     pub id: u64,
     pub cluster_id: u64,
-    pub members: Vec<MemberInfo>,
+    pub members: Arc<Membership>,
     pub engine: Arc<dyn Engine>,
     pub mvcc: Arc<MvccStore>,
     pub lessor: Arc<Lessor>,
@@ -63,100 +72,173 @@ pub struct Member {
     pub alarms: Arc<Alarms>,
     pub metrics: Arc<Metrics>,
     pub raft: RaftHandle,
+    pub peers: PeerTransport,
+    pub snap_dir: PathBuf,
     node: parking_lot::Mutex<Option<Node>>,
     next_id: AtomicU64,
-    request_timeout: Duration,
+    pub request_timeout: Duration,
     size_cache: parking_lot::Mutex<(Instant, EngineSize)>,
+}
+
+/// The members of a new cluster as --initial-cluster describes them, and the cluster id.
+fn initial_table(cfg: &StoreConfig) -> Result<(u64, Vec<PbMember>)> {
+    let mut members = Vec::new();
+    for (name, peer_urls) in cfg.initial_members()? {
+        let id = member_id(&peer_urls, &cfg.initial_cluster_token, "");
+        let client_urls = if name == cfg.name {
+            cfg.advertise_client_urls.clone()
+        } else {
+            vec![]
+        };
+        members.push(PbMember {
+            id,
+            name,
+            peer_urls,
+            client_urls,
+            is_learner: false,
+        });
+    }
+    let mut ids: Vec<u64> = members.iter().map(|m| m.id).collect();
+    ids.sort();
+    let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+    let cluster_id = hash_u64(&[&ids.join(","), &cfg.initial_cluster_token]);
+    Ok((cluster_id, members))
+}
+
+/// True when two URL lists name the same URLs (order and trailing slashes aside).
+pub fn same_urls(a: &[String], b: &[String]) -> bool {
+    let norm = |v: &[String]| {
+        let mut v: Vec<String> = v.iter().map(|u| u.trim_end_matches('/').to_string()).collect();
+        v.sort();
+        v
+    };
+    norm(a) == norm(b)
 }
 
 impl Member {
     /// Opens the data directory and starts the Raft node. Services are started by `server::run`.
-    pub fn open(cfg: StoreConfig) -> Result<Arc<Self>> {
-        let initial = cfg.initial_members()?;
-        if initial.len() > 1 || cfg.initial_cluster_state == "existing" {
-            return Err(Error::Unsupported(
-                "multi-member clusters (replication across members is not implemented yet)".into(),
-            ));
-        }
+    /// `join` is the membership learned from the cluster when this member joins an existing one.
+    /// Must be called within a Tokio runtime (e.g. from `spawn_blocking`).
+    pub fn open(
+        cfg: StoreConfig,
+        join: Option<JoinInfo>,
+        peer_tls: Option<ClientTlsConfig>,
+    ) -> Result<Arc<Self>> {
         if cfg.heartbeat_interval == 0 || cfg.election_timeout < cfg.heartbeat_interval * 5 {
             return Err(Error::InvalidArgument(
                 "--election-timeout must be at least 5 times --heartbeat-interval".into(),
             ));
         }
-        let mut ids: Vec<u64> = Vec::new();
-        let mut members = Vec::new();
-        for (name, peer_urls) in &initial {
-            let mut urls = peer_urls.clone();
-            urls.sort();
-            let id = hash_u64(&[&urls.join(","), &cfg.initial_cluster_token]);
-            ids.push(id);
-            let client_urls = if *name == cfg.name {
-                cfg.advertise_client_urls.clone()
-            } else {
-                vec![]
-            };
-            members.push(MemberInfo {
-                id,
-                name: name.clone(),
-                peer_urls: peer_urls.clone(),
-                client_urls,
-            });
-        }
-        let id = members
-            .iter()
-            .find(|m| m.name == cfg.name)
-            .map(|m| m.id)
-            .expect("validated by initial_members");
-        let mut sorted = ids.clone();
-        sorted.sort();
-        let sorted: Vec<String> = sorted.iter().map(|i| i.to_string()).collect();
-        let cluster_id = hash_u64(&[&sorted.join(","), &cfg.initial_cluster_token]);
-
+        let (new_cluster_id, new_members) = initial_table(&cfg)?;
         std::fs::create_dir_all(&cfg.data_dir).map_err(Error::storage)?;
         let engine: Arc<dyn Engine> = Arc::new(RocksEngine::open(&cfg.data_dir.join("db"))?);
+        let snap_dir = cfg.data_dir.join("snap");
+        crate::apply::finish_interrupted_restore(engine.as_ref(), &snap_dir)?;
+        // Checkpoints sent or received before a restart are of no use any more.
+        let _ = std::fs::remove_dir_all(&snap_dir);
+        std::fs::create_dir_all(&snap_dir).map_err(Error::storage)?;
+
+        let members = Arc::new(Membership::load(engine.as_ref())?);
+        let id = match membership::local_id(engine.as_ref())? {
+            Some(id) => id,
+            None if cfg.initial_cluster_state == "existing" => {
+                let join = join.ok_or_else(|| {
+                    Error::InvalidArgument(
+                        "--initial-cluster-state existing: no member of --initial-cluster answered"
+                            .into(),
+                    )
+                })?;
+                let me = join
+                    .members
+                    .iter()
+                    .find(|m| same_urls(&m.peer_urls, &cfg.initial_advertise_peer_urls))
+                    .ok_or_else(|| {
+                        Error::InvalidArgument(format!(
+                            "this member's peer URLs {:?} are not in the cluster; add it first (etcdctl member add {} --peer-urls=...)",
+                            cfg.initial_advertise_peer_urls, cfg.name
+                        ))
+                    })?;
+                let id = me.id;
+                members.bootstrap(
+                    engine.as_ref(),
+                    join.cluster_id,
+                    join.members.clone(),
+                    &join.removed,
+                    id,
+                )?;
+                id
+            }
+            None => {
+                let id = new_members
+                    .iter()
+                    .find(|m| m.name == cfg.name)
+                    .map(|m| m.id)
+                    .expect("validated by initial_members");
+                members.bootstrap(engine.as_ref(), new_cluster_id, new_members, &[], id)?;
+                id
+            }
+        };
+        // Used only if the log was never written (so a crash right after the membership
+        // bootstrap above still bootstraps the log on the next start).
+        let initial_voters = if cfg.initial_cluster_state == "new" {
+            members.voters()
+        } else {
+            Vec::new()
+        };
+        if members.is_removed(id) {
+            return Err(Error::MemberRemoved);
+        }
+        let cluster_id = members.cluster_id();
+
         let metrics = Arc::new(Metrics::default());
         let mvcc = Arc::new(MvccStore::open(engine.clone())?);
         // etcd's minimum lease TTL: 1.5 election timeouts, rounded up to whole seconds.
         let min_ttl = (cfg.election_timeout * 3 / 2).div_ceil(1000) as i64;
         let lessor = Arc::new(Lessor::open(engine.as_ref(), min_ttl)?);
-        {
-            let index = mvcc.index.read();
-            index.for_each_in(&[0], &[0], |k, h| {
-                if h.lease != 0 && h.latest().is_some() {
-                    lessor.reattach(k, 0, h.lease);
-                }
-                true
-            });
-        }
+        crate::apply::attach_lease_keys(&mvcc, &lessor);
         let hub = WatchHub::new(mvcc.clone());
         let waiters = Arc::new(Waiters::default());
         let alarms = Arc::new(Alarms::load(engine.as_ref())?);
-        let applier = Applier::new(
-            engine.clone(),
-            mvcc.clone(),
-            lessor.clone(),
-            hub.clone(),
-            waiters.clone(),
-            alarms.clone(),
-            metrics.clone(),
-        )?;
+        let applier = Applier::new(Parts {
+            engine: engine.clone(),
+            mvcc: mvcc.clone(),
+            lessor: lessor.clone(),
+            hub: hub.clone(),
+            waiters: waiters.clone(),
+            alarms: alarms.clone(),
+            metrics: metrics.clone(),
+            members: members.clone(),
+            snap_dir: snap_dir.clone(),
+        })?;
         let raft_cfg = RaftConfig {
             id,
-            initial_voters: ids,
+            initial_voters,
             heartbeat: Duration::from_millis(cfg.heartbeat_interval),
             election_ticks: (cfg.election_timeout / cfg.heartbeat_interval) as usize,
             snapshot_count: cfg.snapshot_count,
             catch_up_entries: 5000,
         };
-        let node = Node::start(raft_cfg, engine.clone(), applier, NoPeers, metrics.clone())?;
+        let directory: Arc<dyn PeerDirectory> = members.clone();
+        let peers = PeerTransport::new(id, directory, peer_tls, snap_dir.clone());
+        let snapshots: Arc<dyn crate::raft::SnapshotSource> =
+            Arc::new(Snapshotter::new(engine.clone(), snap_dir.clone()));
+        let node = Node::start(
+            raft_cfg,
+            engine.clone(),
+            applier,
+            peers.clone(),
+            Some(snapshots),
+            metrics.clone(),
+        )?;
         let raft = node.handle.clone();
+        peers.attach(raft.clone());
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let engine_size = engine.size();
         let request_timeout =
             Duration::from_secs(5) + Duration::from_millis(cfg.election_timeout) * 2;
-        tracing::info!(name = %cfg.name, member_id = format!("{id:x}"), cluster_id = format!("{cluster_id:x}"), revision = mvcc.current_revision(), "store member started");
+        tracing::info!(name = %cfg.name, member_id = format!("{id:x}"), cluster_id = format!("{cluster_id:x}"), members = members.list().len(), revision = mvcc.current_revision(), "store member started");
         Ok(Arc::new(Self {
             cfg,
             id,
@@ -170,6 +252,8 @@ impl Member {
             alarms,
             metrics,
             raft,
+            peers,
+            snap_dir,
             node: parking_lot::Mutex::new(Some(node)),
             // Unique across restarts: the member's bits, then a time-based counter.
             next_id: AtomicU64::new(((id & 0xffff) << 48) | ((now_ms & 0xff_ffff_ffff) << 8)),
@@ -236,8 +320,170 @@ impl Member {
         cached.1
     }
 
+    /// Learners replicate the log but serve only serializable reads, as in etcd.
+    pub fn refuse_learner(&self) -> Result<()> {
+        if self.members.is_learner(self.id) {
+            return Err(Error::NotSupportedForLearner);
+        }
+        Ok(())
+    }
+
+    /// Proposes a membership change and waits for it to be applied; answers the member table.
+    pub async fn propose_conf_change(
+        &self,
+        change_type: crate::raft::ConfChangeType,
+        member: PbMember,
+    ) -> Result<Vec<PbMember>> {
+        let request_id = self.next_id();
+        let ctx = strata_proto::peer::ConfChangeContext {
+            request_id,
+            member: Some(member.clone()),
+        };
+        let mut cc = crate::raft::ConfChange::default();
+        cc.set_change_type(change_type);
+        cc.node_id = member.id;
+        cc.context = ctx.encode_to_vec().into();
+        let rx = self.waiters.register(request_id);
+        let result = async {
+            self.raft.propose_conf_change(cc).await?;
+            match tokio::time::timeout(self.request_timeout, rx).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => Err(Error::Stopped),
+                Err(_) => Err(self.raft.unavailable()),
+            }
+        }
+        .await;
+        self.waiters.cancel(request_id);
+        match result? {
+            Response::Members(m) => Ok(m),
+            other => Err(Error::corrupt(format!("unexpected applied result {other:?}"))),
+        }
+    }
+
+    /// Renews a lease on the leader: here if this member leads, else forwarded to the leader.
+    pub async fn lease_renew(&self, id: i64) -> Result<i64> {
+        match self.lessor.renew(id) {
+            Err(Error::NotLeader) => {}
+            r => return r,
+        }
+        let mut client = self.leader_client()?;
+        let req = strata_proto::etcdserverpb::LeaseKeepAliveRequest { id };
+        match tokio::time::timeout(self.request_timeout, client.lease_renew(req)).await {
+            Ok(Ok(r)) => Ok(r.into_inner().ttl),
+            Ok(Err(s)) => Err(crate::server::status::from_status(&s)),
+            Err(_) => Err(self.raft.unavailable()),
+        }
+    }
+
+    /// LeaseTimeToLive as the leader (which tracks deadlines) answers it.
+    pub async fn lease_time_to_live(
+        &self,
+        req: strata_proto::etcdserverpb::LeaseTimeToLiveRequest,
+    ) -> Result<strata_proto::etcdserverpb::LeaseTimeToLiveResponse> {
+        use strata_proto::etcdserverpb::LeaseTimeToLiveResponse;
+        if !self.raft.is_leader() {
+            let mut client = self.leader_client()?;
+            return match tokio::time::timeout(self.request_timeout, client.lease_time_to_live(req))
+                .await
+            {
+                Ok(Ok(r)) => Ok(r.into_inner()),
+                Ok(Err(s)) => Err(crate::server::status::from_status(&s)),
+                Err(_) => Err(self.raft.unavailable()),
+            };
+        }
+        self.linearizable_barrier().await?;
+        let header = Some(self.header(self.mvcc.current_revision()));
+        Ok(match self.lessor.info(req.id, req.keys) {
+            Some(info) => LeaseTimeToLiveResponse {
+                header,
+                id: req.id,
+                ttl: info.remaining,
+                granted_ttl: info.granted_ttl,
+                keys: info.keys,
+            },
+            None => LeaseTimeToLiveResponse {
+                header,
+                id: req.id,
+                ttl: -1,
+                ..Default::default()
+            },
+        })
+    }
+
+    fn leader_client(
+        &self,
+    ) -> Result<strata_proto::peer::peer_client::PeerClient<tonic::transport::Channel>> {
+        let leader = self.raft.status().leader;
+        if leader == 0 {
+            return Err(Error::NoLeader);
+        }
+        if leader == self.id {
+            // Became leader a moment ago; the client retries.
+            return Err(Error::NotLeader);
+        }
+        self.peers.client(leader)
+    }
+
+    /// Publishes this member's name and client URLs to the membership table (etcd's publish),
+    /// if the table does not have them yet.
+    async fn publish_attributes(&self) -> bool {
+        let Some(me) = self.members.get(self.id) else {
+            return false;
+        };
+        if me.name == self.cfg.name && me.client_urls == self.cfg.advertise_client_urls {
+            return true;
+        }
+        if self.raft.status().leader == 0 {
+            return false;
+        }
+        let req = RaftRequest {
+            member_attributes: Some(PbMember {
+                id: self.id,
+                name: self.cfg.name.clone(),
+                client_urls: self.cfg.advertise_client_urls.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        match self.propose(req).await {
+            Ok(_) => {
+                tracing::info!(name = %self.cfg.name, "published this member's client URLs");
+                true
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "publishing member attributes failed; will retry");
+                false
+            }
+        }
+    }
+
+    /// On a clean shutdown of a leader: hand leadership to the most up-to-date voter and wait
+    /// (up to an election timeout) for it to take over, so clients see no election gap.
+    pub async fn hand_over_leadership(&self) {
+        if !self.raft.is_leader() || self.members.voters().len() < 2 {
+            return;
+        }
+        let target = self.raft.hand_over().await;
+        if target == 0 {
+            return;
+        }
+        tracing::info!(to = format!("{target:x}"), "handing leadership over before shutting down");
+        let mut leader = self.raft.leader_watch();
+        let moved = tokio::time::timeout(
+            Duration::from_millis(self.cfg.election_timeout) * 2,
+            leader.wait_for(|l| *l != self.id && *l != 0),
+        )
+        .await;
+        if !matches!(moved, Ok(Ok(_))) {
+            tracing::warn!("leadership hand-over did not complete in time");
+        }
+    }
+
     /// Replicates `req` through Raft and waits for its applied result.
     pub async fn propose(&self, mut req: RaftRequest) -> Result<Response> {
+        if req.member_attributes.is_none() {
+            self.refuse_learner()?;
+        }
         let st = self.raft.status();
         if st.commit.saturating_sub(st.applied) > MAX_APPLY_LAG {
             return Err(Error::TooManyRequests);
@@ -264,6 +510,7 @@ impl Member {
 
     /// Waits until this member may serve a linearizable read.
     pub async fn linearizable_barrier(&self) -> Result<()> {
+        self.refuse_learner()?;
         self.raft.read_index().await
     }
 
@@ -283,9 +530,14 @@ impl Member {
                 .as_ref()
                 .map_or(Duration::from_secs(3600), |c| c.tick),
         );
+        let mut publish_tick = tokio::time::interval(Duration::from_millis(500));
+        let mut published = false;
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
+                _ = publish_tick.tick(), if !published => {
+                    published = self.publish_attributes().await;
+                }
                 _ = lease_tick.tick() => self.revoke_expired().await,
                 _ = progress_tick.tick() => self.hub.notify_progress(),
                 _ = compact_tick.tick() => {

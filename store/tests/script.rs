@@ -177,7 +177,7 @@ impl Harness {
             heartbeat_interval: 50,
             ..Default::default()
         };
-        let member = Member::open(cfg).expect("open member");
+        let member = Member::open(cfg, None, None).expect("open member");
         Harness {
             dir,
             member: Some(member),

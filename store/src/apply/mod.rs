@@ -13,27 +13,166 @@ pub mod range;
 mod request;
 
 use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::Mutex;
 use prost::Message;
 use strata_proto::etcdserverpb::{alarm_request::AlarmAction, AlarmMember, AlarmType};
-use strata_proto::peer::RaftRequest;
+use strata_proto::peer::{ConfChangeContext, RaftRequest};
 use tokio::sync::oneshot;
 
 pub use request::Response;
 
-use crate::engine::{Cf, Engine};
+use crate::engine::{Cf, Engine, RocksEngine, WriteBatch};
 use crate::error::{Error, Result};
 use crate::lease::Lessor;
+use crate::membership::{Change, Membership, LOCAL_PREFIXES};
 use crate::metrics::Metrics;
 use crate::mvcc::MvccStore;
-use crate::raft::{Entry, StateMachine};
+use crate::raft::{ConfChange, ConfChangeType, ConfState, Entry, Snapshot, SnapshotSource, StateMachine};
 use crate::watch::WatchHub;
 
 const APPLIED_INDEX: &[u8] = b"raft/applied_index";
 const ALARM_PREFIX: &[u8] = b"alarm/";
+/// Set while a snapshot is being copied into the engine; names the snapshot directory.
+const RESTORING: &[u8] = b"local/restoring";
+/// The column families a snapshot carries (the Raft log is each member's own).
+const STATE_CFS: [Cf; 3] = [Cf::Kv, Cf::Lease, Cf::Meta];
+/// Write batches of a snapshot restore are cut at about this size.
+const RESTORE_BATCH_BYTES: usize = 4 << 20;
+
+fn read_applied(engine: &dyn Engine) -> Result<u64> {
+    match engine.get(Cf::Meta, APPLIED_INDEX)? {
+        Some(v) => Ok(u64::from_be_bytes(
+            v.as_slice()
+                .try_into()
+                .map_err(|_| Error::corrupt("malformed applied index"))?,
+        )),
+        None => Ok(0),
+    }
+}
+
+fn is_local(cf: Cf, key: &[u8]) -> bool {
+    cf == Cf::Meta && LOCAL_PREFIXES.iter().any(|p| key.starts_with(p))
+}
+
+/// Replaces the replicated state in `engine` (every family but the Raft log, and every Meta key
+/// but this process's own) with the state in the checkpoint at `dir`. Idempotent, so an
+/// interrupted restore is simply run again.
+fn copy_state(engine: &dyn Engine, dir: &Path) -> Result<()> {
+    let src = RocksEngine::open_existing(dir)?;
+    let mut marker = WriteBatch::new();
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    marker.put(Cf::Meta, RESTORING, name.into_bytes());
+    engine.write(marker, true)?;
+    for cf in STATE_CFS {
+        // Clear everything replicated: the local keys sort around it, so delete the gaps.
+        let mut b = WriteBatch::new();
+        let mut from: Vec<u8> = Vec::new();
+        if cf == Cf::Meta {
+            let mut locals: Vec<Vec<u8>> = LOCAL_PREFIXES.iter().map(|p| p.to_vec()).collect();
+            locals.sort();
+            for p in locals {
+                b.delete_range(cf, from.clone(), p.clone());
+                let mut end = p.clone();
+                if let Some(last) = end.last_mut() {
+                    *last += 1;
+                }
+                from = end;
+            }
+        }
+        b.delete_range(cf, from, vec![0xff; 64]);
+        engine.write(b, false)?;
+        let mut b = WriteBatch::new();
+        let mut failure = None;
+        src.scan(cf, &[], None, &mut |k, v| {
+            if is_local(cf, k) {
+                return true;
+            }
+            b.put(cf, k.to_vec(), v.to_vec());
+            if b.bytes >= RESTORE_BATCH_BYTES {
+                if let Err(e) = engine.write(std::mem::take(&mut b), false) {
+                    failure = Some(e);
+                    return false;
+                }
+            }
+            true
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        engine.write(b, false)?;
+    }
+    let mut done = WriteBatch::new();
+    done.delete(Cf::Meta, RESTORING);
+    engine.write(done, true)?;
+    Ok(())
+}
+
+/// Finishes a snapshot restore a crash interrupted (call before loading anything from `engine`).
+pub fn finish_interrupted_restore(engine: &dyn Engine, snap_dir: &Path) -> Result<()> {
+    let Some(name) = engine.get(Cf::Meta, RESTORING)? else {
+        return Ok(());
+    };
+    let dir = snap_dir.join(String::from_utf8_lossy(&name).as_ref());
+    if !dir.exists() {
+        return Err(Error::corrupt(format!(
+            "a snapshot restore was interrupted and its data ({}) is gone; wipe this member's data directory and add it again",
+            dir.display()
+        )));
+    }
+    tracing::warn!(dir = %dir.display(), "finishing an interrupted snapshot restore");
+    copy_state(engine, &dir)
+}
+
+/// Attaches every live key with a lease to that lease in the lessor.
+pub fn attach_lease_keys(mvcc: &MvccStore, lessor: &Lessor) {
+    let index = mvcc.index.read();
+    index.for_each_in(&[0], &[0], |k, h| {
+        if h.lease != 0 && h.latest().is_some() {
+            lessor.reattach(k, 0, h.lease);
+        }
+        true
+    });
+}
+
+/// Captures the engine as a RocksDB checkpoint for a follower that needs a snapshot. The
+/// descriptor is the checkpoint's directory name under the snapshot directory.
+pub struct Snapshotter {
+    engine: Arc<dyn Engine>,
+    dir: PathBuf,
+    latest: Mutex<Option<PathBuf>>,
+}
+
+impl Snapshotter {
+    pub fn new(engine: Arc<dyn Engine>, dir: PathBuf) -> Self {
+        Self {
+            engine,
+            dir,
+            latest: Mutex::new(None),
+        }
+    }
+}
+
+impl SnapshotSource for Snapshotter {
+    fn capture(&self) -> Result<(u64, Vec<u8>)> {
+        std::fs::create_dir_all(&self.dir).map_err(Error::storage)?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let name = format!("send-{nanos}");
+        let path = self.dir.join(&name);
+        // Runs on the Raft thread, so no entry is applied between the checkpoint and the read.
+        self.engine.checkpoint(&path)?;
+        let applied = read_applied(self.engine.as_ref())?;
+        if let Some(old) = self.latest.lock().replace(path) {
+            let _ = std::fs::remove_dir_all(old);
+        }
+        Ok((applied, name.into_bytes()))
+    }
+}
 
 /// The outcome of one applied request, for the client that proposed it.
 pub type ApplyResult = Result<Response>;
@@ -78,6 +217,17 @@ pub struct Alarms {
 
 impl Alarms {
     pub fn load(engine: &dyn Engine) -> Result<Self> {
+        Ok(Self {
+            set: Mutex::new(Self::read(engine)?),
+        })
+    }
+
+    pub fn reload(&self, engine: &dyn Engine) -> Result<()> {
+        *self.set.lock() = Self::read(engine)?;
+        Ok(())
+    }
+
+    fn read(engine: &dyn Engine) -> Result<BTreeSet<(u64, i32)>> {
         let mut set = BTreeSet::new();
         let end = b"alarm0";
         engine.scan(Cf::Meta, ALARM_PREFIX, Some(end), &mut |k, _| {
@@ -89,9 +239,7 @@ impl Alarms {
             }
             true
         })?;
-        Ok(Self {
-            set: Mutex::new(set),
-        })
+        Ok(set)
     }
 
     fn key(member: u64, alarm: i32) -> Vec<u8> {
@@ -129,37 +277,47 @@ pub struct Applier {
     waiters: Arc<Waiters>,
     alarms: Arc<Alarms>,
     metrics: Arc<Metrics>,
+    members: Arc<Membership>,
+    snap_dir: PathBuf,
     applied: u64,
 }
 
+/// What the applier works on, shared with the rest of the member.
+pub struct Parts {
+    pub engine: Arc<dyn Engine>,
+    pub mvcc: Arc<MvccStore>,
+    pub lessor: Arc<Lessor>,
+    pub hub: Arc<WatchHub>,
+    pub waiters: Arc<Waiters>,
+    pub alarms: Arc<Alarms>,
+    pub metrics: Arc<Metrics>,
+    pub members: Arc<Membership>,
+    /// Where received snapshots are unpacked.
+    pub snap_dir: PathBuf,
+}
+
 impl Applier {
-    pub fn new(
-        engine: Arc<dyn Engine>,
-        mvcc: Arc<MvccStore>,
-        lessor: Arc<Lessor>,
-        hub: Arc<WatchHub>,
-        waiters: Arc<Waiters>,
-        alarms: Arc<Alarms>,
-        metrics: Arc<Metrics>,
-    ) -> Result<Self> {
-        let applied = match engine.get(Cf::Meta, APPLIED_INDEX)? {
-            Some(v) => u64::from_be_bytes(
-                v.as_slice()
-                    .try_into()
-                    .map_err(|_| Error::corrupt("malformed applied index"))?,
-            ),
-            None => 0,
-        };
+    pub fn new(p: Parts) -> Result<Self> {
+        let applied = read_applied(p.engine.as_ref())?;
         Ok(Self {
-            engine,
-            mvcc,
-            lessor,
-            hub,
-            waiters,
-            alarms,
-            metrics,
+            engine: p.engine,
+            mvcc: p.mvcc,
+            lessor: p.lessor,
+            hub: p.hub,
+            waiters: p.waiters,
+            alarms: p.alarms,
+            metrics: p.metrics,
+            members: p.members,
+            snap_dir: p.snap_dir,
             applied,
         })
+    }
+
+    fn record_applied(&mut self, index: u64, mut batch: WriteBatch) -> Result<()> {
+        batch.put(Cf::Meta, APPLIED_INDEX, index.to_be_bytes().to_vec());
+        self.engine.write(batch, false)?;
+        self.applied = index;
+        Ok(())
     }
 
     fn apply_alarm(
@@ -229,6 +387,14 @@ impl StateMachine for Applier {
             let id = req.id;
             let result = if let Some(alarm) = &req.alarm {
                 Ok(self.apply_alarm(alarm, &mut round.batch))
+            } else if let Some(a) = &req.member_attributes {
+                self.members
+                    .apply_attributes(a, &mut round.batch)
+                    .map(|()| Response::Members(self.members.list()))
+            } else if let Some(u) = &req.member_update {
+                self.members
+                    .apply_update(u, &mut round.batch)
+                    .map(|()| Response::Members(self.members.list()))
             } else {
                 let ctx = request::Ctx {
                     lessor: &self.lessor,
@@ -255,6 +421,69 @@ impl StateMachine for Applier {
         for (id, r) in results {
             self.waiters.trigger(id, r);
         }
+        Ok(())
+    }
+
+    fn apply_conf_change(
+        &mut self,
+        index: u64,
+        cc: &ConfChange,
+        raft: &mut dyn FnMut(&ConfChange) -> Result<ConfState>,
+    ) -> Result<()> {
+        if index <= self.applied {
+            return Ok(());
+        }
+        let ctx = ConfChangeContext::decode(cc.context.as_ref()).unwrap_or_default();
+        let mut member = ctx.member.unwrap_or_default();
+        member.id = cc.node_id;
+        let is_learner = self.members.get(cc.node_id).is_some_and(|m| m.is_learner);
+        let change = match cc.change_type {
+            ConfChangeType::AddNode if is_learner => Change::Promote,
+            ConfChangeType::AddNode => Change::AddVoter,
+            ConfChangeType::AddLearnerNode => Change::AddLearner,
+            ConfChangeType::RemoveNode => Change::Remove,
+        };
+        let result = self
+            .members
+            .check(change, &member)
+            .and_then(|()| raft(cc).map(|_| ()));
+        let mut batch = WriteBatch::new();
+        match &result {
+            Ok(()) => {
+                tracing::info!(?change, member = format!("{:x}", member.id), "membership changed");
+                self.members.apply_change(change, member, &mut batch);
+            }
+            Err(e) => tracing::warn!(error = %e, ?change, member = format!("{:x}", member.id), "membership change rejected"),
+        }
+        self.record_applied(index, batch)?;
+        self.waiters.trigger(
+            ctx.request_id,
+            result.map(|()| Response::Members(self.members.list())),
+        );
+        Ok(())
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
+        let name = String::from_utf8_lossy(&snapshot.data).into_owned();
+        let dir = self.snap_dir.join(&name);
+        copy_state(self.engine.as_ref(), &dir)?;
+        let _ = std::fs::remove_dir_all(&dir);
+        let index = snapshot.get_metadata().index;
+        self.applied = read_applied(self.engine.as_ref())?.max(index);
+        let mut b = WriteBatch::new();
+        b.put(Cf::Meta, APPLIED_INDEX, self.applied.to_be_bytes().to_vec());
+        self.engine.write(b, true)?;
+        self.mvcc.reload()?;
+        self.lessor.reload(self.engine.as_ref())?;
+        attach_lease_keys(&self.mvcc, &self.lessor);
+        self.alarms.reload(self.engine.as_ref())?;
+        self.members.reload(self.engine.as_ref())?;
+        self.hub.reset(self.mvcc.current_revision());
+        tracing::info!(
+            index,
+            revision = self.mvcc.current_revision(),
+            "restored the state machine from a snapshot"
+        );
         Ok(())
     }
 

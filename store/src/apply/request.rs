@@ -30,6 +30,8 @@ pub enum Response {
     LeaseGrant(LeaseGrantResponse),
     LeaseRevoke(LeaseRevokeResponse),
     Alarm(Vec<AlarmMember>),
+    /// A membership change: the member table after it.
+    Members(Vec<strata_proto::peer::Member>),
 }
 
 pub(super) struct Ctx<'a> {

@@ -25,8 +25,19 @@ pub struct RocksEngine {
 impl RocksEngine {
     /// Opens (creating if needed) the engine in `path`.
     pub fn open(path: &Path) -> Result<Self> {
+        let engine = Self::open_with(path, true)?;
+        engine.warm_wal()?;
+        Ok(engine)
+    }
+
+    /// Opens an engine that must already exist (a checkpoint), without preparing its WAL.
+    pub fn open_existing(path: &Path) -> Result<Self> {
+        Self::open_with(path, false)
+    }
+
+    fn open_with(path: &Path, create: bool) -> Result<Self> {
         let mut opts = Options::default();
-        opts.create_if_missing(true);
+        opts.create_if_missing(create);
         opts.create_missing_column_families(true);
         opts.set_max_background_jobs(2);
         opts.set_bytes_per_sync(1 << 20);
@@ -50,9 +61,7 @@ impl RocksEngine {
             ColumnFamilyDescriptor::new(cf.name(), o)
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
-        let engine = Self { db };
-        engine.warm_wal()?;
-        Ok(engine)
+        Ok(Self { db })
     }
 
     /// Gives a new engine a fully written WAL file to recycle, so that fdatasync after each Raft

@@ -55,6 +55,31 @@ impl Lessor {
     /// Loads the granted leases from the engine. `min_ttl` is the shortest TTL granted (etcd
     /// derives it from the election timeout so a lease outlives a leader change).
     pub fn open(engine: &dyn Engine, min_ttl: i64) -> Result<Self> {
+        Ok(Self {
+            leases: Mutex::new(Inner {
+                map: Self::read(engine)?,
+                leader: false,
+            }),
+            min_ttl,
+        })
+    }
+
+    /// Replaces every lease with those in the engine (after a snapshot restore); keys are
+    /// attached again by the caller. A leader restarts every lease's clock.
+    pub fn reload(&self, engine: &dyn Engine) -> Result<()> {
+        let mut map = Self::read(engine)?;
+        let mut inner = self.leases.lock();
+        if inner.leader {
+            let now = Instant::now();
+            for l in map.values_mut() {
+                l.deadline = Some(now + Duration::from_secs(l.ttl as u64));
+            }
+        }
+        inner.map = map;
+        Ok(())
+    }
+
+    fn read(engine: &dyn Engine) -> Result<HashMap<i64, Lease>> {
         let mut map = HashMap::new();
         let mut bad = None;
         engine.scan(Cf::Lease, &[], None, &mut |k, v| match (
@@ -78,10 +103,7 @@ impl Lessor {
         if let Some(e) = bad {
             return Err(e);
         }
-        Ok(Self {
-            leases: Mutex::new(Inner { map, leader: false }),
-            min_ttl,
-        })
+        Ok(map)
     }
 
     /// The TTL a grant of `ttl` seconds actually gets.

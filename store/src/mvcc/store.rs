@@ -47,6 +47,27 @@ fn read_i64(engine: &dyn Engine, key: &[u8]) -> Result<i64> {
 impl MvccStore {
     /// Opens the store over `engine`, rebuilding the key index from the stored history.
     pub fn open(engine: Arc<dyn Engine>) -> Result<Self> {
+        let (index, current, compacted) = Self::load(engine.as_ref())?;
+        Ok(Self {
+            engine,
+            index: RwLock::new(index),
+            current: AtomicI64::new(current),
+            compacted: AtomicI64::new(compacted),
+        })
+    }
+
+    /// Rebuilds everything from the engine (after a snapshot replaced its contents). Only the
+    /// applier calls this, on its own thread, so no apply round is in progress.
+    pub fn reload(&self) -> Result<()> {
+        let (index, current, compacted) = Self::load(self.engine.as_ref())?;
+        let mut ix = self.index.write();
+        *ix = index;
+        self.compacted.store(compacted, Ordering::Release);
+        self.current.store(current, Ordering::Release);
+        Ok(())
+    }
+
+    fn load(engine: &dyn Engine) -> Result<(KeyIndex, i64, i64)> {
         let mut index = KeyIndex::new();
         let mut last = 0i64;
         let mut failure = None;
@@ -73,16 +94,9 @@ impl MvccStore {
         if let Some(e) = failure {
             return Err(e);
         }
-        let current = last
-            .max(read_i64(engine.as_ref(), meta::CURRENT_REV)?)
-            .max(1);
-        let compacted = read_i64(engine.as_ref(), meta::COMPACT_REV)?;
-        Ok(Self {
-            engine,
-            index: RwLock::new(index),
-            current: AtomicI64::new(current),
-            compacted: AtomicI64::new(compacted),
-        })
+        let current = last.max(read_i64(engine, meta::CURRENT_REV)?).max(1);
+        let compacted = read_i64(engine, meta::COMPACT_REV)?;
+        Ok((index, current, compacted))
     }
 
     pub fn engine(&self) -> &Arc<dyn Engine> {

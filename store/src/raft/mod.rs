@@ -9,9 +9,11 @@
 
 pub mod node;
 pub mod storage;
+pub mod transport;
 
-pub use node::{RaftConfig, RaftHandle, RaftStatus};
-pub use raft::eraftpb::Entry;
+pub use node::{PeerProgress, RaftConfig, RaftHandle, RaftStatus};
+pub use raft::eraftpb::{ConfChange, ConfChangeType, ConfState, Entry, Message, Snapshot};
+pub use transport::{PeerDirectory, PeerTransport};
 
 use crate::error::Result;
 
@@ -25,8 +27,22 @@ pub trait StateMachine: Send + 'static {
     /// Index of the last applied entry, as recorded durably with the applied state.
     fn applied_index(&self) -> u64;
 
-    /// Applies a run of committed entries (normal, empty and configuration entries alike).
+    /// Applies a run of committed normal entries (empty ones included).
     fn apply(&mut self, entries: Vec<Entry>) -> Result<()>;
+
+    /// Applies the committed configuration change at `index`. If the state machine accepts it, it
+    /// calls `raft` to change the Raft configuration (once) before recording the change; a
+    /// rejected change leaves the configuration as it was. Either way `index` is applied.
+    fn apply_conf_change(
+        &mut self,
+        index: u64,
+        cc: &ConfChange,
+        raft: &mut dyn FnMut(&ConfChange) -> Result<ConfState>,
+    ) -> Result<()>;
+
+    /// Replaces the whole state with a snapshot received from the leader (its data is what a
+    /// [`SnapshotSource`] produced, after the transport moved it here).
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<()>;
 
     /// Leadership changed: `leader` is the new leader's id (0 = none), `is_self` whether it is us.
     fn leader_changed(&mut self, leader: u64, is_self: bool);
@@ -35,6 +51,13 @@ pub trait StateMachine: Send + 'static {
 /// Where Raft messages for other members go. Sending never blocks the Ready loop.
 pub trait Transport: Send + 'static {
     fn send(&mut self, msgs: Vec<raft::eraftpb::Message>);
+}
+
+/// Captures the state machine for a snapshot a lagging follower needs. Called on the Raft thread
+/// (so nothing is applied meanwhile); returns the applied index the capture reflects and a
+/// descriptor of it that travels as the snapshot's data.
+pub trait SnapshotSource: Send + Sync + 'static {
+    fn capture(&self) -> Result<(u64, Vec<u8>)>;
 }
 
 /// The transport of a one-member cluster: there is nobody to send to.

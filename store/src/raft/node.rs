@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use protobuf::Message as _;
 use raft::eraftpb::{ConfChange, ConfChangeV2, EntryType, Message};
-use raft::{RawNode, StateRole};
+use raft::{RawNode, SnapshotStatus, StateRole};
 use tokio::sync::{oneshot, watch};
 
 use super::storage::LogStore;
-use super::{StateMachine, TracingDrain, Transport};
+use super::{SnapshotSource, StateMachine, TracingDrain, Transport};
 use crate::engine::{Engine, WriteBatch};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -23,7 +23,8 @@ const MAX_BATCH: usize = 8192;
 #[derive(Debug, Clone)]
 pub struct RaftConfig {
     pub id: u64,
-    /// Voters of a new cluster (ignored when the log already exists).
+    /// Voters of a new cluster (ignored when the log already exists). Empty for a member joining
+    /// an existing cluster: it waits for the leader to contact it.
     pub initial_voters: Vec<u64>,
     pub heartbeat: Duration,
     pub election_ticks: usize,
@@ -41,9 +42,26 @@ enum Msg {
     ReadIndex {
         done: oneshot::Sender<Result<u64>>,
     },
-    Step(Message),
+    ProposeConfChange {
+        cc: ConfChange,
+        done: oneshot::Sender<Result<()>>,
+    },
+    Step(Vec<Message>),
+    Unreachable(u64),
+    SnapshotDone(u64, bool),
     TransferLeader(u64),
+    /// Leader only: hand leadership to the most up-to-date voter; answers its id (0 = none).
+    HandOver(oneshot::Sender<u64>),
+    Progress(oneshot::Sender<Vec<PeerProgress>>),
     Shutdown,
+}
+
+/// A leader's view of one member's replication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerProgress {
+    pub id: u64,
+    pub matched: u64,
+    pub is_learner: bool,
 }
 
 /// A snapshot of the node's Raft state for Status and metrics.
@@ -130,12 +148,52 @@ impl RaftHandle {
         }
     }
 
-    pub fn step(&self, m: Message) -> Result<()> {
-        self.send(Msg::Step(m))
+    /// Proposes a configuration change; like `propose`, returns once the node accepted it.
+    pub async fn propose_conf_change(&self, cc: ConfChange) -> Result<()> {
+        let (done, rx) = oneshot::channel();
+        self.send(Msg::ProposeConfChange { cc, done })?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Hands messages from other members to the node.
+    pub fn step(&self, msgs: Vec<Message>) -> Result<()> {
+        self.send(Msg::Step(msgs))
+    }
+
+    /// The transport could not reach `id`: Raft probes it again instead of streaming entries.
+    pub fn report_unreachable(&self, id: u64) {
+        let _ = self.tx.send(Msg::Unreachable(id));
+    }
+
+    /// A snapshot sent to `id` arrived (`ok`) or failed.
+    pub fn report_snapshot(&self, id: u64, ok: bool) {
+        let _ = self.tx.send(Msg::SnapshotDone(id, ok));
     }
 
     pub fn transfer_leader(&self, to: u64) -> Result<()> {
         self.send(Msg::TransferLeader(to))
+    }
+
+    /// Leader only: starts handing leadership to the most up-to-date voter; returns its id, or 0
+    /// when there is nobody to hand over to (or this member is not the leader).
+    pub async fn hand_over(&self) -> u64 {
+        let (done, rx) = oneshot::channel();
+        if self.send(Msg::HandOver(done)).is_err() {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
+    }
+
+    /// Leader only: how far each member's log matches the leader's (empty on a follower).
+    pub async fn progress(&self) -> Result<Vec<PeerProgress>> {
+        let (done, rx) = oneshot::channel();
+        self.send(Msg::Progress(done))?;
+        rx.await.map_err(|_| Error::Stopped)
+    }
+
+    /// Index of the last entry in this member's log.
+    pub fn last_index(&self) -> u64 {
+        self.shared.last_index.load(Ordering::Acquire)
     }
 
     pub fn status(&self) -> RaftStatus {
@@ -185,11 +243,15 @@ impl Node {
         engine: Arc<dyn Engine>,
         sm: S,
         transport: T,
+        snapshots: Option<Arc<dyn SnapshotSource>>,
         metrics: Arc<Metrics>,
     ) -> Result<Self> {
         let mut log = LogStore::open(engine.clone())?;
-        if log.is_empty() {
+        if log.is_empty() && !cfg.initial_voters.is_empty() {
             log.bootstrap(cfg.initial_voters.clone())?;
+        }
+        if let Some(s) = snapshots {
+            log.set_snapshot_source(s);
         }
         let applied = sm.applied_index();
         // Entries up to `applied` were committed before they were applied, even if the hard
@@ -345,16 +407,70 @@ impl<S: StateMachine, T: Transport> Loop<S, T> {
                 }
                 let _ = done.send(r);
             }
+            Msg::ProposeConfChange { cc, done } => {
+                let r = self
+                    .raw
+                    .propose_conf_change(vec![], cc)
+                    .map_err(|_| self.no_leader());
+                let _ = done.send(r);
+            }
             Msg::ReadIndex { done } => self.reads.push(done),
-            Msg::Step(m) => {
-                if let Err(e) = self.raw.step(m) {
-                    tracing::debug!(error = %e, "dropped raft message");
+            Msg::Step(msgs) => {
+                for m in msgs {
+                    if let Err(e) = self.raw.step(m) {
+                        tracing::debug!(error = %e, "dropped raft message");
+                    }
                 }
             }
+            Msg::Unreachable(id) => self.raw.report_unreachable(id),
+            Msg::SnapshotDone(id, ok) => {
+                let status = if ok {
+                    SnapshotStatus::Finish
+                } else {
+                    SnapshotStatus::Failure
+                };
+                self.raw.report_snapshot(id, status);
+            }
             Msg::TransferLeader(to) => self.raw.transfer_leader(to),
+            Msg::HandOver(done) => {
+                let target = self.best_transferee();
+                if target != 0 {
+                    self.raw.transfer_leader(target);
+                }
+                let _ = done.send(target);
+            }
+            Msg::Progress(done) => {
+                let _ = done.send(self.peer_progress());
+            }
             Msg::Shutdown => return false,
         }
         true
+    }
+
+    fn peer_progress(&self) -> Vec<PeerProgress> {
+        if self.raw.raft.state != StateRole::Leader {
+            return Vec::new();
+        }
+        let learners = self.raw.raft.prs().conf().learners();
+        self.raw
+            .raft
+            .prs()
+            .iter()
+            .map(|(id, pr)| PeerProgress {
+                id: *id,
+                matched: pr.matched,
+                is_learner: learners.contains(id),
+            })
+            .collect()
+    }
+
+    /// The voter (other than this leader) whose log matches the most.
+    fn best_transferee(&self) -> u64 {
+        self.peer_progress()
+            .into_iter()
+            .filter(|p| p.id != self.cfg.id && !p.is_learner)
+            .max_by_key(|p| p.matched)
+            .map_or(0, |p| p.id)
     }
 
     fn no_leader(&self) -> Error {
@@ -415,9 +531,14 @@ impl<S: StateMachine, T: Transport> Loop<S, T> {
             self.transport.send(rd.take_messages());
         }
         if !rd.snapshot().is_empty() {
-            // Only a leader of a multi-member cluster sends snapshots; installing one arrives
-            // with replication.
-            return Err(Error::Unsupported("installing a raft snapshot".into()));
+            // The leader sent the state machine: restore it, then restart the log after it.
+            let snap = rd.snapshot().clone();
+            let index = snap.get_metadata().index;
+            tracing::info!(index, "installing a snapshot from the leader");
+            self.sm.restore(&snap)?;
+            self.raw.mut_store().apply_snapshot(&snap)?;
+            self.shared.commit.fetch_max(index, Ordering::AcqRel);
+            self.applied_tx.send_replace(index);
         }
         for rs in rd.take_read_states() {
             let ctx = <[u8; 8]>::try_from(rs.request_ctx.as_slice()).map(u64::from_be_bytes);
@@ -465,43 +586,61 @@ impl<S: StateMachine, T: Transport> Loop<S, T> {
             return Ok(());
         };
         let mut normal = 0u64;
-        for e in &entries {
+        let mut run = Vec::with_capacity(entries.len());
+        for e in entries {
             match e.entry_type {
-                EntryType::EntryNormal => normal += u64::from(!e.data.is_empty()),
+                EntryType::EntryNormal => {
+                    normal += u64::from(!e.data.is_empty());
+                    run.push(e);
+                }
                 EntryType::EntryConfChange => {
+                    if !run.is_empty() {
+                        self.sm.apply(std::mem::take(&mut run))?;
+                    }
                     let mut cc = ConfChange::default();
                     cc.merge_from_bytes(&e.data).map_err(Error::corrupt)?;
-                    let cs = self.raw.apply_conf_change(&cc);
-                    self.store_conf_state(cs)?;
+                    let raw = &mut self.raw;
+                    let mut change = |cc: &ConfChange| -> Result<raft::eraftpb::ConfState> {
+                        let cs = raw
+                            .apply_conf_change(cc)
+                            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+                        raw.mut_store().set_conf_state(cs.clone())?;
+                        Ok(cs)
+                    };
+                    self.sm.apply_conf_change(e.index, &cc, &mut change)?;
                 }
                 EntryType::EntryConfChangeV2 => {
+                    // Strata proposes only simple (v1) changes; apply any other to Raft alone.
+                    if !run.is_empty() {
+                        self.sm.apply(std::mem::take(&mut run))?;
+                    }
                     let mut cc = ConfChangeV2::default();
                     cc.merge_from_bytes(&e.data).map_err(Error::corrupt)?;
-                    let cs = self.raw.apply_conf_change(&cc);
-                    self.store_conf_state(cs)?;
+                    match self.raw.apply_conf_change(&cc) {
+                        Ok(cs) => self.raw.mut_store().set_conf_state(cs)?,
+                        Err(e) => tracing::warn!(error = %e, "rejected configuration change"),
+                    }
+                    // Keep the applied index moving past it.
+                    run.push(raft::eraftpb::Entry {
+                        index: e.index,
+                        term: e.term,
+                        ..Default::default()
+                    });
                 }
             }
         }
         self.metrics
             .proposals_committed
             .fetch_add(normal, Ordering::Relaxed);
-        self.sm.apply(entries)?;
+        if !run.is_empty() {
+            self.sm.apply(run)?;
+        }
         self.metrics
             .proposals_applied
             .fetch_add(normal, Ordering::Relaxed);
         self.shared.commit.fetch_max(last, Ordering::AcqRel);
         self.applied_tx.send_replace(last);
         Ok(())
-    }
-
-    fn store_conf_state(&mut self, cs: raft::Result<raft::eraftpb::ConfState>) -> Result<()> {
-        match cs {
-            Ok(cs) => self.raw.mut_store().set_conf_state(cs),
-            Err(e) => {
-                tracing::warn!(error = %e, "rejected configuration change");
-                Ok(())
-            }
-        }
     }
 
     fn leader_changed(&mut self, leader: u64, is_self: bool) {

@@ -7,13 +7,20 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, StorageError};
 
+use super::SnapshotSource;
 use crate::engine::{Cf, Engine, WriteBatch};
 use crate::error::{Error, Result};
+
+/// How long a captured snapshot is offered again to other followers that need one.
+const SNAPSHOT_REUSE: Duration = Duration::from_secs(30);
 
 const HARD_STATE: &[u8] = b"hs";
 const CONF_STATE: &[u8] = b"cs";
@@ -44,6 +51,9 @@ pub struct LogStore {
     snap: SnapshotMetadata,
     last_index: u64,
     tail: VecDeque<Entry>,
+    source: Option<Arc<dyn SnapshotSource>>,
+    /// The last snapshot captured for a follower, and when.
+    captured: Mutex<Option<(Snapshot, Instant)>>,
 }
 
 impl LogStore {
@@ -74,7 +84,14 @@ impl LogStore {
             snap,
             last_index,
             tail: VecDeque::new(),
+            source: None,
+            captured: Mutex::new(None),
         })
+    }
+
+    /// Where snapshots for lagging followers come from (none: followers must catch up from the log).
+    pub fn set_snapshot_source(&mut self, source: Arc<dyn SnapshotSource>) {
+        self.source = Some(source);
     }
 
     /// True when the log has never been written (a brand-new member).
@@ -92,13 +109,62 @@ impl LogStore {
         &self.conf_state
     }
 
-    /// Bootstraps a new cluster's log with its initial configuration.
+    /// Bootstraps a new cluster's log with its initial configuration, as if a snapshot at index 1
+    /// (term 1) had been applied: every founding member starts identically, and a member that
+    /// joins later, with an empty log, is necessarily brought up by a snapshot carrying the
+    /// configuration (entries before index 2 do not exist).
     pub fn bootstrap(&mut self, voters: Vec<u64>) -> Result<()> {
         let cs = ConfState {
             voters,
             ..Default::default()
         };
-        self.set_conf_state(cs)
+        let meta = SnapshotMetadata {
+            index: 1,
+            term: 1,
+            conf_state: protobuf::SingularPtrField::some(cs.clone()),
+            ..Default::default()
+        };
+        let hs = HardState {
+            term: 1,
+            commit: 1,
+            ..Default::default()
+        };
+        let mut b = WriteBatch::new();
+        b.put(Cf::Raft, CONF_STATE, encode(&cs));
+        b.put(Cf::Raft, SNAP_META, encode(&meta));
+        b.put(Cf::Raft, HARD_STATE, encode(&hs));
+        self.engine.write(b, true)?;
+        self.conf_state = cs;
+        self.snap = meta;
+        self.hard_state = hs;
+        self.last_index = 1;
+        Ok(())
+    }
+
+    /// Replaces the log with a snapshot's position (the state machine has been restored from it):
+    /// every entry goes, the log continues after the snapshot's index.
+    pub fn apply_snapshot(&mut self, snap: &Snapshot) -> Result<()> {
+        let meta = snap.get_metadata();
+        let cs = meta.get_conf_state().clone();
+        let mut hs = self.hard_state.clone();
+        hs.commit = hs.commit.max(meta.index);
+        let mark = SnapshotMetadata {
+            index: meta.index,
+            term: meta.term,
+            ..Default::default()
+        };
+        let mut b = WriteBatch::new();
+        b.delete_range(Cf::Raft, b"e".to_vec(), b"f".to_vec());
+        b.put(Cf::Raft, SNAP_META, encode(&mark));
+        b.put(Cf::Raft, CONF_STATE, encode(&cs));
+        b.put(Cf::Raft, HARD_STATE, encode(&hs));
+        self.engine.write(b, true)?;
+        self.snap = mark;
+        self.conf_state = cs;
+        self.hard_state = hs;
+        self.last_index = meta.index;
+        self.tail.clear();
+        Ok(())
     }
 
     pub fn set_conf_state(&mut self, cs: ConfState) -> Result<()> {
@@ -282,12 +348,33 @@ impl raft::Storage for LogStore {
         Ok(self.last_index)
     }
 
-    fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        // Sending state-machine snapshots to peers comes with replication (multi-member
-        // clusters); a single member never asks for one.
-        Err(raft::Error::Store(
-            StorageError::SnapshotTemporarilyUnavailable,
-        ))
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        let unavailable = || raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable);
+        let Some(source) = &self.source else {
+            return Err(unavailable());
+        };
+        let mut captured = self.captured.lock();
+        if let Some((snap, at)) = captured.as_ref() {
+            if snap.get_metadata().index >= request_index && at.elapsed() < SNAPSHOT_REUSE {
+                return Ok(snap.clone());
+            }
+        }
+        let (applied, data) = source.capture().map_err(|e| {
+            tracing::warn!(error = %e, to, "cannot capture a snapshot for a lagging member");
+            unavailable()
+        })?;
+        // A state machine that has applied nothing yet is the bootstrap state at the log's start.
+        let index = applied.max(self.snap.index);
+        let term = raft::Storage::term(self, index).map_err(|_| unavailable())?;
+        let mut snap = Snapshot::default();
+        snap.data = data.into();
+        let meta = snap.mut_metadata();
+        meta.index = index;
+        meta.term = term;
+        meta.set_conf_state(self.conf_state.clone());
+        tracing::info!(index, term, to, "captured a snapshot for a lagging member");
+        *captured = Some((snap.clone(), Instant::now()));
+        Ok(snap)
     }
 }
 
@@ -314,7 +401,7 @@ mod tests {
         assert!(log.is_empty());
         log.bootstrap(vec![1]).expect("bootstrap");
         let mut b = WriteBatch::new();
-        let ents: Vec<Entry> = (1..=5).map(|i| entry(i, 1)).collect();
+        let ents: Vec<Entry> = (2..=5).map(|i| entry(i, 1)).collect();
         let hs = HardState {
             term: 1,
             ..Default::default()

@@ -6,33 +6,59 @@ use strata_proto::etcdserverpb as pb;
 use strata_proto::etcdserverpb::{auth_server::Auth, cluster_server::Cluster};
 use tonic::{Request, Response, Status};
 
+use strata_proto::peer::{Member as PbMember, RaftRequest};
+
 use super::status::to_status;
+use crate::apply::Response as Applied;
+use crate::config::parse_url;
 use crate::error::Error;
-use crate::member::Member;
+use crate::member::{member_id, Member};
+use crate::membership::Change;
+use crate::raft::ConfChangeType;
 
 pub struct ClusterService {
     pub member: Arc<Member>,
 }
 
+fn to_pb(m: PbMember) -> pb::Member {
+    pb::Member {
+        id: m.id,
+        name: m.name,
+        peer_ur_ls: m.peer_urls,
+        client_ur_ls: m.client_urls,
+        is_learner: m.is_learner,
+    }
+}
+
+fn check_urls(urls: &[String]) -> Result<(), Status> {
+    if urls.is_empty() || urls.iter().any(|u| parse_url(u).is_err()) {
+        return Err(to_status(Error::MemberBadUrls));
+    }
+    Ok(())
+}
+
 impl ClusterService {
-    fn members(&self) -> Vec<pb::Member> {
-        self.member
-            .members
-            .iter()
-            .map(|m| pb::Member {
-                id: m.id,
-                name: m.name.clone(),
-                peer_ur_ls: m.peer_urls.clone(),
-                client_ur_ls: m.client_urls.clone(),
-                is_learner: false,
-            })
-            .collect()
+    fn header(&self) -> Option<pb::ResponseHeader> {
+        let m = &self.member;
+        Some(m.header(m.mvcc.current_revision()))
     }
 
-    fn replication_needed(what: &str) -> Status {
-        to_status(Error::Unsupported(format!(
-            "{what} needs replication across members, which is not implemented yet"
-        )))
+    /// etcd's isLearnerReady: a learner may be promoted once its log is within 90% of the
+    /// leader's. Checked where the progress is known (on the leader).
+    async fn learner_ready(&self, id: u64) -> Result<(), Status> {
+        let progress = self.member.raft.progress().await.map_err(to_status)?;
+        if progress.is_empty() {
+            return Ok(());
+        }
+        let leader = progress
+            .iter()
+            .find(|p| p.id == self.member.id)
+            .map_or(0, |p| p.matched);
+        let learner = progress.iter().find(|p| p.id == id).map_or(0, |p| p.matched);
+        if (learner as f64) < leader as f64 * 0.9 {
+            return Err(to_status(Error::LearnerNotReady));
+        }
+        Ok(())
     }
 }
 
@@ -40,41 +66,132 @@ impl ClusterService {
 impl Cluster for ClusterService {
     async fn member_add(
         &self,
-        _r: Request<pb::MemberAddRequest>,
+        r: Request<pb::MemberAddRequest>,
     ) -> Result<Response<pb::MemberAddResponse>, Status> {
-        Err(Self::replication_needed("MemberAdd"))
+        let m = &self.member;
+        let r = r.into_inner();
+        check_urls(&r.peer_ur_ls)?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let new = PbMember {
+            id: member_id(&r.peer_ur_ls, &m.cfg.initial_cluster_token, &nanos.to_string()),
+            name: String::new(),
+            peer_urls: r.peer_ur_ls,
+            client_urls: vec![],
+            is_learner: r.is_learner,
+        };
+        let (change, raft_change) = if r.is_learner {
+            (Change::AddLearner, ConfChangeType::AddLearnerNode)
+        } else {
+            (Change::AddVoter, ConfChangeType::AddNode)
+        };
+        m.members.check(change, &new).map_err(to_status)?;
+        let members = m
+            .propose_conf_change(raft_change, new.clone())
+            .await
+            .map_err(to_status)?;
+        let added = members
+            .iter()
+            .find(|x| x.id == new.id)
+            .cloned()
+            .unwrap_or(new);
+        Ok(Response::new(pb::MemberAddResponse {
+            header: self.header(),
+            member: Some(to_pb(added)),
+            members: members.into_iter().map(to_pb).collect(),
+        }))
     }
 
     async fn member_remove(
         &self,
-        _r: Request<pb::MemberRemoveRequest>,
+        r: Request<pb::MemberRemoveRequest>,
     ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
-        Err(Self::replication_needed("MemberRemove"))
+        let m = &self.member;
+        let id = r.get_ref().id;
+        let gone = PbMember {
+            id,
+            ..Default::default()
+        };
+        m.members.check(Change::Remove, &gone).map_err(to_status)?;
+        let members = m
+            .propose_conf_change(ConfChangeType::RemoveNode, gone)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::MemberRemoveResponse {
+            header: self.header(),
+            members: members.into_iter().map(to_pb).collect(),
+        }))
     }
 
     async fn member_update(
         &self,
-        _r: Request<pb::MemberUpdateRequest>,
+        r: Request<pb::MemberUpdateRequest>,
     ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
-        Err(Self::replication_needed("MemberUpdate"))
+        let m = &self.member;
+        let r = r.into_inner();
+        check_urls(&r.peer_ur_ls)?;
+        if m.members.get(r.id).is_none() {
+            return Err(to_status(Error::MemberNotFound));
+        }
+        let req = RaftRequest {
+            member_update: Some(PbMember {
+                id: r.id,
+                peer_urls: r.peer_ur_ls,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let members = match m.propose(req).await.map_err(to_status)? {
+            Applied::Members(list) => list,
+            other => {
+                return Err(to_status(Error::corrupt(format!(
+                    "unexpected applied result {other:?}"
+                ))))
+            }
+        };
+        Ok(Response::new(pb::MemberUpdateResponse {
+            header: self.header(),
+            members: members.into_iter().map(to_pb).collect(),
+        }))
     }
 
     async fn member_list(
         &self,
-        _r: Request<pb::MemberListRequest>,
+        r: Request<pb::MemberListRequest>,
     ) -> Result<Response<pb::MemberListResponse>, Status> {
         let m = &self.member;
+        if r.get_ref().linearizable {
+            m.linearizable_barrier().await.map_err(to_status)?;
+        }
         Ok(Response::new(pb::MemberListResponse {
-            header: Some(m.header(m.mvcc.current_revision())),
-            members: self.members(),
+            header: self.header(),
+            members: m.members.list().into_iter().map(to_pb).collect(),
         }))
     }
 
     async fn member_promote(
         &self,
-        _r: Request<pb::MemberPromoteRequest>,
+        r: Request<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
-        Err(Self::replication_needed("MemberPromote"))
+        let m = &self.member;
+        let id = r.get_ref().id;
+        let learner = PbMember {
+            id,
+            ..Default::default()
+        };
+        m.members
+            .check(Change::Promote, &learner)
+            .map_err(to_status)?;
+        self.learner_ready(id).await?;
+        let members = m
+            .propose_conf_change(ConfChangeType::AddNode, learner)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::MemberPromoteResponse {
+            header: self.header(),
+            members: members.into_iter().map(to_pb).collect(),
+        }))
     }
 }
 

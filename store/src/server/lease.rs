@@ -85,7 +85,7 @@ impl Lease for LeaseService {
                     Err(_) => return None,
                 };
                 // An unknown lease is answered with TTL 0, as etcd does.
-                let ttl = match m.lessor.renew(r.id) {
+                let ttl = match m.lease_renew(r.id).await {
                     Ok(ttl) => ttl,
                     Err(Error::LeaseNotFound) => 0,
                     Err(e) => return Some(Err(to_status(e))),
@@ -105,26 +105,11 @@ impl Lease for LeaseService {
         &self,
         req: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
-        let m = &self.member;
-        let r = req.into_inner();
-        m.linearizable_barrier().await.map_err(to_status)?;
-        let header = Some(m.header(m.mvcc.current_revision()));
-        let resp = match m.lessor.info(r.id, r.keys) {
-            Some(info) => LeaseTimeToLiveResponse {
-                header,
-                id: r.id,
-                ttl: info.remaining,
-                granted_ttl: info.granted_ttl,
-                keys: info.keys,
-            },
-            None => LeaseTimeToLiveResponse {
-                header,
-                id: r.id,
-                ttl: -1,
-                ..Default::default()
-            },
-        };
-        Ok(Response::new(resp))
+        self.member
+            .lease_time_to_live(req.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(to_status)
     }
 
     async fn lease_leases(

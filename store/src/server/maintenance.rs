@@ -152,7 +152,7 @@ impl Maintenance for MaintenanceService {
             raft_applied_index: st.applied,
             errors,
             db_size_in_use: size.in_use as i64,
-            is_learner: false,
+            is_learner: m.members.is_learner(m.id),
         }))
     }
 
@@ -261,14 +261,27 @@ impl Maintenance for MaintenanceService {
     ) -> Result<Response<MoveLeaderResponse>, Status> {
         let m = &self.member;
         let target = req.get_ref().target_id;
-        if !m.members.iter().any(|x| x.id == target) {
-            return Err(to_status(Error::MemberNotFound));
+        let Some(t) = m.members.get(target) else {
+            return Err(to_status(Error::BadLeaderTransferee));
+        };
+        if t.is_learner {
+            return Err(to_status(Error::BadLeaderTransferee));
         }
         if !m.raft.is_leader() {
             return Err(to_status(Error::NotLeader));
         }
         if target != m.id {
             m.raft.transfer_leader(target).map_err(to_status)?;
+            // etcd's MoveLeader returns once the transferee leads (or gives up).
+            let mut leader = m.raft.leader_watch();
+            let moved = tokio::time::timeout(
+                std::time::Duration::from_millis(m.cfg.election_timeout) * 2,
+                leader.wait_for(|l| *l == target),
+            )
+            .await;
+            if !matches!(moved, Ok(Ok(_))) {
+                return Err(to_status(Error::LeaderTransferTimeout));
+            }
         }
         Ok(Response::new(MoveLeaderResponse {
             header: Some(m.header(m.mvcc.current_revision())),

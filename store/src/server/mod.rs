@@ -9,6 +9,7 @@ mod http;
 mod kv;
 mod lease;
 mod maintenance;
+mod peer;
 pub mod status;
 mod validate;
 mod watch;
@@ -23,14 +24,16 @@ use strata_proto::etcdserverpb::{
 use tokio::net::TcpListener;
 use tokio::sync::watch as signal;
 use tonic::service::Routes;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::{Certificate, ClientTlsConfig, Identity, Server, ServerTlsConfig};
 
 use strata_proto::peer::RaftRequest;
 
 use crate::apply::Response as Applied;
 use crate::config::{parse_url, StoreConfig};
 use crate::error::{Error, Result};
-use crate::member::Member;
+use crate::member::{same_urls, JoinInfo, Member};
+use crate::raft::transport::{endpoint, MAX_PEER_MESSAGE};
+use strata_proto::peer::{peer_client::PeerClient, peer_server::PeerServer, MembersRequest};
 
 /// A response the applier produces, whose header the member completes.
 trait AppliedResponse: Sized {
@@ -103,32 +106,128 @@ fn routes(member: &Arc<Member>) -> Routes {
     Routes::from(http::add_routes(grpc.into_axum_router(), member.clone()))
 }
 
-fn tls_config(cfg: &StoreConfig) -> Result<ServerTlsConfig> {
-    if cfg.cert_file.is_empty() || cfg.key_file.is_empty() {
-        return Err(Error::InvalidArgument(
-            "https client URLs need --cert-file and --key-file".into(),
-        ));
+fn read_file(p: &str) -> Result<Vec<u8>> {
+    std::fs::read(p).map_err(|e| Error::InvalidArgument(format!("cannot read {p}: {e}")))
+}
+
+/// TLS for a listener from a certificate, key, optional CA and whether client certs are required.
+fn server_tls(
+    what: &str,
+    cert: &str,
+    key: &str,
+    ca: &str,
+    require_client_cert: bool,
+) -> Result<ServerTlsConfig> {
+    if cert.is_empty() || key.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "https {what} URLs need --{}cert-file and --{}key-file",
+            if what == "peer" { "peer-" } else { "" },
+            if what == "peer" { "peer-" } else { "" },
+        )));
     }
-    let read = |p: &str| {
-        std::fs::read(p).map_err(|e| Error::InvalidArgument(format!("cannot read {p}: {e}")))
-    };
-    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(
-        read(&cfg.cert_file)?,
-        read(&cfg.key_file)?,
-    ));
-    if !cfg.trusted_ca_file.is_empty() {
-        tls = tls.client_ca_root(Certificate::from_pem(read(&cfg.trusted_ca_file)?));
-        tls = tls.client_auth_optional(!cfg.client_cert_auth);
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read_file(cert)?, read_file(key)?));
+    if !ca.is_empty() {
+        tls = tls.client_ca_root(Certificate::from_pem(read_file(ca)?));
+        tls = tls.client_auth_optional(!require_client_cert);
     }
     Ok(tls)
 }
 
-/// Binds every client and metrics URL; fails before serving anything if one cannot be bound.
-async fn bind_all(cfg: &StoreConfig) -> Result<Vec<(TcpListener, bool, bool)>> {
+fn tls_config(cfg: &StoreConfig) -> Result<ServerTlsConfig> {
+    server_tls(
+        "client",
+        &cfg.cert_file,
+        &cfg.key_file,
+        &cfg.trusted_ca_file,
+        cfg.client_cert_auth,
+    )
+}
+
+fn peer_server_tls(cfg: &StoreConfig) -> Result<ServerTlsConfig> {
+    server_tls(
+        "peer",
+        &cfg.peer_cert_file,
+        &cfg.peer_key_file,
+        &cfg.peer_trusted_ca_file,
+        cfg.peer_client_cert_auth,
+    )
+}
+
+/// How this member connects to https peers: their CA, and its own certificate as client.
+fn peer_client_tls(cfg: &StoreConfig) -> Result<Option<ClientTlsConfig>> {
+    if cfg.peer_trusted_ca_file.is_empty() && cfg.peer_cert_file.is_empty() {
+        return Ok(None);
+    }
+    let mut tls = ClientTlsConfig::new();
+    if !cfg.peer_trusted_ca_file.is_empty() {
+        tls = tls.ca_certificate(Certificate::from_pem(read_file(&cfg.peer_trusted_ca_file)?));
+    }
+    if !cfg.peer_cert_file.is_empty() && !cfg.peer_key_file.is_empty() {
+        tls = tls.identity(Identity::from_pem(
+            read_file(&cfg.peer_cert_file)?,
+            read_file(&cfg.peer_key_file)?,
+        ));
+    }
+    Ok(Some(tls))
+}
+
+/// For `--initial-cluster-state existing` on an empty data directory: asks the other members
+/// listed in --initial-cluster for the membership table (retrying for a while, as they may be
+/// starting too).
+async fn fetch_join_info(cfg: &StoreConfig, tls: Option<&ClientTlsConfig>) -> Result<JoinInfo> {
+    let others: Vec<String> = cfg
+        .initial_members()?
+        .into_iter()
+        .filter(|(_, urls)| !same_urls(urls, &cfg.initial_advertise_peer_urls))
+        .flat_map(|(_, urls)| urls)
+        .collect();
+    if others.is_empty() {
+        return Err(Error::InvalidArgument(
+            "--initial-cluster-state existing needs the running members in --initial-cluster".into(),
+        ));
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut last_error = String::new();
+    while tokio::time::Instant::now() < deadline {
+        for url in &others {
+            let asked = async {
+                let ch = endpoint(url.trim_end_matches('/'), tls)?
+                    .connect()
+                    .await
+                    .map_err(|e| Error::storage(e.to_string()))?;
+                let mut c = PeerClient::new(ch).max_decoding_message_size(MAX_PEER_MESSAGE);
+                c.members(MembersRequest {})
+                    .await
+                    .map(|r| r.into_inner())
+                    .map_err(|s| Error::storage(s.message()))
+            };
+            match tokio::time::timeout(std::time::Duration::from_secs(3), asked).await {
+                Ok(Ok(info)) => return Ok(info),
+                Ok(Err(e)) => last_error = format!("{url}: {e}"),
+                Err(_) => last_error = format!("{url}: timed out"),
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    Err(Error::InvalidArgument(format!(
+        "could not get the member list from the running cluster ({last_error})"
+    )))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listener {
+    Client,
+    Metrics,
+    Peer,
+}
+
+/// Binds every client, metrics and peer URL; fails before serving anything if one cannot be bound.
+async fn bind_all(cfg: &StoreConfig) -> Result<Vec<(TcpListener, bool, Listener)>> {
     let mut out = Vec::new();
-    for (urls, metrics_only) in [
-        (&cfg.listen_client_urls, false),
-        (&cfg.listen_metrics_urls, true),
+    for (urls, kind) in [
+        (&cfg.listen_client_urls, Listener::Client),
+        (&cfg.listen_metrics_urls, Listener::Metrics),
+        (&cfg.listen_peer_urls, Listener::Peer),
     ] {
         for u in urls.iter().filter(|u| !u.is_empty()) {
             let url = parse_url(u)?;
@@ -136,14 +235,18 @@ async fn bind_all(cfg: &StoreConfig) -> Result<Vec<(TcpListener, bool, bool)>> {
                 .await
                 .map_err(|e| Error::InvalidArgument(format!("cannot listen on {u}: {e}")))?;
             match l.local_addr() {
+                Ok(addr) if kind == Listener::Peer => tracing::info!(
+                    "listening for peers on {}://{addr}",
+                    if url.tls { "https" } else { "http" }
+                ),
                 Ok(addr) => tracing::info!(
-                    metrics_only,
+                    metrics_only = kind == Listener::Metrics,
                     "listening on {}://{addr}",
                     if url.tls { "https" } else { "http" }
                 ),
                 Err(e) => tracing::warn!(error = %e, "listener has no local address"),
             }
-            out.push((l, url.tls, metrics_only));
+            out.push((l, url.tls, kind));
         }
     }
     Ok(out)
@@ -153,9 +256,17 @@ async fn bind_all(cfg: &StoreConfig) -> Result<Vec<(TcpListener, bool, bool)>> {
 /// every listener, background task and the Raft node before returning.
 pub async fn run(cfg: StoreConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
     let listeners = bind_all(&cfg).await?;
+    let peer_tls = peer_client_tls(&cfg)?;
+    let join = if cfg.initial_cluster_state == "existing"
+        && !cfg.data_dir.join("db").join("CURRENT").exists()
+    {
+        Some(fetch_join_info(&cfg, peer_tls.as_ref()).await?)
+    } else {
+        None
+    };
     let member = {
         let cfg = cfg.clone();
-        tokio::task::spawn_blocking(move || Member::open(cfg))
+        tokio::task::spawn_blocking(move || Member::open(cfg, join, peer_tls))
             .await
             .map_err(Error::storage)??
     };
@@ -164,16 +275,35 @@ pub async fn run(cfg: StoreConfig, shutdown: impl Future<Output = ()>) -> Result
     tasks.spawn(member.clone().run_background(stop_rx.clone()));
 
     let all_routes = routes(&member);
-    for (listener, tls, metrics_only) in listeners {
-        let routes = if metrics_only {
-            Routes::from(http::add_routes(axum::Router::new(), member.clone()))
-        } else {
-            all_routes.clone()
+    let peer_routes = Routes::new(
+        PeerServer::new(peer::PeerService {
+            member: member.clone(),
+        })
+        .max_decoding_message_size(MAX_PEER_MESSAGE)
+        .max_encoding_message_size(MAX_PEER_MESSAGE),
+    );
+    for (listener, tls, kind) in listeners {
+        let routes = match kind {
+            Listener::Metrics => Routes::from(http::add_routes(axum::Router::new(), member.clone())),
+            Listener::Client => all_routes.clone(),
+            Listener::Peer => peer_routes.clone(),
         };
-        let mut builder = Server::builder().accept_http1(true).tcp_nodelay(true);
-        if tls {
+        let mut builder = Server::builder()
+            .accept_http1(kind != Listener::Peer)
+            .tcp_nodelay(true);
+        if kind == Listener::Peer {
             builder = builder
-                .tls_config(tls_config(&cfg)?)
+                .http2_keepalive_interval(Some(std::time::Duration::from_secs(1)))
+                .http2_keepalive_timeout(Some(std::time::Duration::from_secs(3)));
+        }
+        if tls {
+            let tls = if kind == Listener::Peer {
+                peer_server_tls(&cfg)?
+            } else {
+                tls_config(&cfg)?
+            };
+            builder = builder
+                .tls_config(tls)
                 .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         }
         let mut stop = stop_rx.clone();
@@ -193,11 +323,26 @@ pub async fn run(cfg: StoreConfig, shutdown: impl Future<Output = ()>) -> Result
     }
 
     let mut raft_stopped = member.raft.applied_watch();
+    let mut membership = member.members.subscribe();
+    let mut outcome = Ok(());
     tokio::select! {
-        _ = shutdown => tracing::info!("shutting down"),
+        _ = shutdown => {
+            tracing::info!("shutting down");
+            member.hand_over_leadership().await;
+        }
         // The Raft loop stops by itself only on a storage failure: stop serving too.
         _ = async { while raft_stopped.changed().await.is_ok() {} } => {
             tracing::error!("raft node stopped; shutting down");
+        }
+        _ = async {
+            while !member.members.is_removed(member.id) {
+                if membership.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        } => {
+            tracing::error!("{}; shutting down", Error::MemberRemoved);
+            outcome = Err(Error::MemberRemoved);
         }
     }
     let _ = stop_tx.send(true);
@@ -212,5 +357,5 @@ pub async fn run(cfg: StoreConfig, shutdown: impl Future<Output = ()>) -> Result
     }
     let stopped = member.stop();
     drop(member);
-    stopped
+    stopped.and(outcome)
 }

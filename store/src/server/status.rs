@@ -18,10 +18,46 @@ pub fn to_status(e: Error) -> Status {
         | Error::RequestTooLarge
         | Error::InvalidArgument(_) => Code::InvalidArgument,
         Error::LeaseNotFound | Error::MemberNotFound => Code::NotFound,
-        Error::LeaseExists => Code::FailedPrecondition,
-        Error::NoLeader | Error::NotLeader | Error::Timeout | Error::Stopped => Code::Unavailable,
+        Error::LeaseExists
+        | Error::MemberExists
+        | Error::PeerUrlExists
+        | Error::MemberNotLearner
+        | Error::LearnerNotReady
+        | Error::TooManyLearners
+        | Error::NotEnoughStarted
+        | Error::BadLeaderTransferee => Code::FailedPrecondition,
+        Error::MemberBadUrls => Code::InvalidArgument,
+        Error::LeaderTransferTimeout => Code::DeadlineExceeded,
+        Error::NoLeader
+        | Error::NotLeader
+        | Error::Timeout
+        | Error::Stopped
+        | Error::NotSupportedForLearner
+        | Error::MemberRemoved => Code::Unavailable,
         Error::Unsupported(_) => Code::Unimplemented,
         Error::Storage(_) | Error::Corrupt(_) => Code::Internal,
     };
     Status::new(code, e.to_string())
+}
+
+/// The error a peer's status stands for (forwarded requests answer with the leader's errors).
+pub fn from_status(s: &Status) -> Error {
+    let known = [
+        Error::LeaseNotFound,
+        Error::LeaseExists,
+        Error::LeaseTtlTooLarge,
+        Error::NoLeader,
+        Error::NotLeader,
+        Error::Timeout,
+        Error::Stopped,
+        Error::MemberRemoved,
+    ];
+    if let Some(e) = known.into_iter().find(|e| e.to_string() == s.message()) {
+        return e;
+    }
+    match s.code() {
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => Error::Timeout,
+        Code::NotFound => Error::LeaseNotFound,
+        _ => Error::InvalidArgument(s.message().to_string()),
+    }
 }

@@ -4,8 +4,9 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use prost::Message as _;
@@ -17,6 +18,8 @@ use strata_proto::mvccpb::Event;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::status::to_status;
+use crate::error::Error;
 use crate::member::Member;
 use crate::watch::{StreamMsg, WatchSpec};
 
@@ -54,6 +57,15 @@ impl Watch for WatchService {
 
     async fn watch(&self, req: Request<Streaming<WatchRequest>>) -> Result<Response<Out>, Status> {
         let member = self.member.clone();
+        // etcd clients set this (clientv3.WithRequireLeader) to have the stream fail, rather than
+        // go quiet, while the member has no leader.
+        let require_leader = req
+            .metadata()
+            .get("hasleader")
+            .is_some_and(|v| v.as_bytes() == b"true");
+        if require_leader && member.raft.status().leader == 0 {
+            return Err(to_status(Error::NoLeader));
+        }
         let mut inbound = req.into_inner();
         let (stream, events) = member.hub.open_stream();
         let (ctl_tx, ctl_rx) = mpsc::channel::<Control>(64);
@@ -116,7 +128,34 @@ impl Watch for WatchService {
             drop(stream);
         });
 
+        let grace = Duration::from_millis(member.cfg.election_timeout);
+        let mut leader = member.raft.leader_watch();
         let out = responses(member, ctl_rx, events);
+        if !require_leader {
+            return Ok(Response::new(Box::pin(out)));
+        }
+        // Lost leader for a whole election timeout: end the stream with etcd's error.
+        let lost = Arc::new(AtomicBool::new(false));
+        let flag = lost.clone();
+        let leader_lost = async move {
+            loop {
+                if leader.wait_for(|l| *l == 0).await.is_err() {
+                    return std::future::pending().await;
+                }
+                let back = tokio::time::timeout(grace, leader.wait_for(|l| *l != 0)).await;
+                if back.is_err() {
+                    flag.store(true, Ordering::Release);
+                    return;
+                }
+            }
+        };
+        let out = out.take_until(leader_lost).chain(
+            futures::stream::once(async move {
+                lost.load(Ordering::Acquire)
+                    .then(|| Err(to_status(Error::NoLeader)))
+            })
+            .filter_map(std::future::ready),
+        );
         Ok(Response::new(Box::pin(out)))
     }
 }

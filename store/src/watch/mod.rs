@@ -96,6 +96,8 @@ struct HubInner {
 
 pub struct WatchHub {
     store: Arc<MvccStore>,
+    /// Catch-up tasks run here: `publish` is called from the Raft thread, outside any runtime.
+    runtime: tokio::runtime::Handle,
     inner: Mutex<HubInner>,
     next_stream: AtomicU64,
     /// Watchers that fell behind into catch-up, ever (etcd_debugging_mvcc_slow_watcher_total).
@@ -105,10 +107,12 @@ pub struct WatchHub {
 }
 
 impl WatchHub {
+    /// Creates the hub; must be called within a Tokio runtime, where catch-up tasks will run.
     pub fn new(store: Arc<MvccStore>) -> Arc<Self> {
         let rev = store.current_revision();
         Arc::new(Self {
             store,
+            runtime: tokio::runtime::Handle::current(),
             inner: Mutex::new(HubInner {
                 watchers: HashMap::new(),
                 rev,
@@ -239,7 +243,28 @@ impl WatchHub {
 
     fn spawn_catch_up(self: &Arc<Self>, key: WatcherKey) {
         let hub = self.clone();
-        tokio::spawn(async move { hub.catch_up(key).await });
+        self.runtime.spawn(async move { hub.catch_up(key).await });
+    }
+
+    /// The store was replaced by a snapshot at revision `rev`: every watcher catches up from
+    /// the new store (or learns its revision was compacted away).
+    pub fn reset(self: &Arc<Self>, rev: i64) {
+        let keys: Vec<WatcherKey> = {
+            let mut inner = self.inner.lock();
+            inner.rev = rev;
+            inner
+                .watchers
+                .iter_mut()
+                .filter(|(_, w)| w.synced)
+                .map(|(k, w)| {
+                    w.synced = false;
+                    *k
+                })
+                .collect()
+        };
+        for key in keys {
+            self.spawn_catch_up(key);
+        }
     }
 
     /// Replays history to an unsynced watcher until it reaches the published revision.
