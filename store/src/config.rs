@@ -58,6 +58,11 @@ pub struct StoreConfig {
     #[arg(long, default_value_t = 100_000)]
     pub snapshot_count: u64,
 
+    /// Entries kept in the log after a compaction, so slow followers catch up from the log
+    /// rather than from a snapshot.
+    #[arg(long = "experimental-snapshot-catchup-entries", default_value_t = 5000)]
+    pub snapshot_catchup_entries: u64,
+
     /// Raise the NOSPACE alarm when the backend size exceeds this many bytes (0 = 2 GiB default).
     #[arg(long, default_value_t = 0)]
     pub quota_backend_bytes: u64,

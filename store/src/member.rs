@@ -21,9 +21,9 @@ use crate::config::{parse_duration, StoreConfig};
 use crate::engine::{Engine, EngineSize, RocksEngine};
 use crate::error::{Error, Result};
 use crate::lease::Lessor;
+use crate::membership::{self, Membership};
 use crate::metrics::Metrics;
 use crate::mvcc::MvccStore;
-use crate::membership::{self, Membership};
 use crate::raft::node::Node;
 use crate::raft::{PeerDirectory, PeerTransport, RaftConfig, RaftHandle};
 use crate::watch::WatchHub;
@@ -85,16 +85,12 @@ fn initial_table(cfg: &StoreConfig) -> Result<(u64, Vec<PbMember>)> {
     let mut members = Vec::new();
     for (name, peer_urls) in cfg.initial_members()? {
         let id = member_id(&peer_urls, &cfg.initial_cluster_token, "");
-        let client_urls = if name == cfg.name {
-            cfg.advertise_client_urls.clone()
-        } else {
-            vec![]
-        };
+        // Identical on every founding member; client URLs are published through the log.
         members.push(PbMember {
             id,
             name,
             peer_urls,
-            client_urls,
+            client_urls: vec![],
             is_learner: false,
         });
     }
@@ -108,7 +104,10 @@ fn initial_table(cfg: &StoreConfig) -> Result<(u64, Vec<PbMember>)> {
 /// True when two URL lists name the same URLs (order and trailing slashes aside).
 pub fn same_urls(a: &[String], b: &[String]) -> bool {
     let norm = |v: &[String]| {
-        let mut v: Vec<String> = v.iter().map(|u| u.trim_end_matches('/').to_string()).collect();
+        let mut v: Vec<String> = v
+            .iter()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .collect();
         v.sort();
         v
     };
@@ -216,7 +215,7 @@ impl Member {
             heartbeat: Duration::from_millis(cfg.heartbeat_interval),
             election_ticks: (cfg.election_timeout / cfg.heartbeat_interval) as usize,
             snapshot_count: cfg.snapshot_count,
-            catch_up_entries: 5000,
+            catch_up_entries: cfg.snapshot_catchup_entries,
         };
         let directory: Arc<dyn PeerDirectory> = members.clone();
         let peers = PeerTransport::new(id, directory, peer_tls, snap_dir.clone());
@@ -356,7 +355,9 @@ impl Member {
         self.waiters.cancel(request_id);
         match result? {
             Response::Members(m) => Ok(m),
-            other => Err(Error::corrupt(format!("unexpected applied result {other:?}"))),
+            other => Err(Error::corrupt(format!(
+                "unexpected applied result {other:?}"
+            ))),
         }
     }
 
@@ -467,7 +468,10 @@ impl Member {
         if target == 0 {
             return;
         }
-        tracing::info!(to = format!("{target:x}"), "handing leadership over before shutting down");
+        tracing::info!(
+            to = format!("{target:x}"),
+            "handing leadership over before shutting down"
+        );
         let mut leader = self.raft.leader_watch();
         let moved = tokio::time::timeout(
             Duration::from_millis(self.cfg.election_timeout) * 2,

@@ -298,9 +298,10 @@ impl Membership {
     /// MemberUpdate: new peer URLs.
     pub fn apply_update(&self, u: &Member, batch: &mut WriteBatch) -> Result<()> {
         let mut t = self.table.write();
-        if t.members.values().any(|o| {
-            o.id != u.id && o.peer_urls.iter().any(|x| u.peer_urls.contains(x))
-        }) {
+        if t.members
+            .values()
+            .any(|o| o.id != u.id && o.peer_urls.iter().any(|x| u.peer_urls.contains(x)))
+        {
             return Err(Error::PeerUrlExists);
         }
         let Some(e) = t.members.get_mut(&u.id) else {

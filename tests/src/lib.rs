@@ -254,3 +254,396 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
     panic!("timed out waiting for {what}");
 }
+
+/// A port that was free a moment ago (bind to port 0, read it, close). Used where a port must
+/// be known before the process starts (peer URLs in --initial-cluster).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind a free loopback port")
+}
+
+/// A TCP proxy in front of a member's peer listener that can cut the link: while cut, existing
+/// connections are shut down and new ones are closed at once. Other members reach the member
+/// only through it (its advertised peer URL is the proxy's), so cutting it isolates the member
+/// from everything its peers send.
+pub struct FaultProxy {
+    pub port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+}
+
+impl FaultProxy {
+    pub fn start(target: u16) -> FaultProxy {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
+        let (c, s, cs) = (cut.clone(), stop.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for incoming in listener.incoming() {
+                if s.load(Ordering::Acquire) {
+                    return;
+                }
+                let Ok(client) = incoming else { continue };
+                if c.load(Ordering::Acquire) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                let pipes = (
+                    client.try_clone(),
+                    server.try_clone(),
+                    client.try_clone(),
+                    server.try_clone(),
+                );
+                let (Ok(c1), Ok(s1), Ok(c2), Ok(s2)) = pipes else {
+                    continue;
+                };
+                {
+                    let mut list = cs.lock().expect("proxy connection list");
+                    list.retain(|t: &TcpStream| t.peer_addr().is_ok());
+                    list.push(client);
+                    list.push(server);
+                }
+                std::thread::spawn(move || pipe(c1, s1));
+                std::thread::spawn(move || pipe(s2, c2));
+            }
+        });
+        FaultProxy {
+            port,
+            cut,
+            stop,
+            conns,
+        }
+    }
+
+    /// Cuts the link: drops every connection and refuses new ones until `heal`.
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::Release);
+        for c in self.conns.lock().expect("proxy connection list").drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    pub fn heal(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    let _ = std::io::copy(&mut from, &mut to);
+    let _ = to.shutdown(std::net::Shutdown::Both);
+    let _ = from.shutdown(std::net::Shutdown::Both);
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        self.cut();
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// One member of a test cluster: fixed client and peer ports (so it restarts on the same URLs),
+/// its peer traffic behind a [`FaultProxy`].
+pub struct ClusterMember {
+    pub name: String,
+    pub dir: PathBuf,
+    pub client_port: u16,
+    pub peer_port: u16,
+    pub proxy: FaultProxy,
+    pub log: PathBuf,
+    child: Option<Child>,
+    extra: Vec<String>,
+    initial_cluster: String,
+    state: String,
+}
+
+impl ClusterMember {
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    /// The peer URL the cluster knows this member by (its proxy).
+    pub fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.proxy.port)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    pub fn start(&mut self) {
+        if self.is_running() {
+            return;
+        }
+        std::fs::create_dir_all(&self.dir).expect("create member dir");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let child = Command::new(strata_bin())
+            .args(["store", "--name", &self.name, "--data-dir"])
+            .arg(self.dir.join("data"))
+            .args(["--listen-client-urls", &self.url()])
+            .args(["--advertise-client-urls", &self.url()])
+            .args([
+                "--listen-peer-urls",
+                &format!("http://127.0.0.1:{}", self.peer_port),
+            ])
+            .args(["--initial-advertise-peer-urls", &self.peer_url()])
+            .args(["--initial-cluster", &self.initial_cluster])
+            .args(["--initial-cluster-state", &self.state])
+            .args(&self.extra)
+            .env("RUST_LOG", "info,raft=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start strata store");
+        self.child = Some(child);
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for the exit; returns whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return true;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < DEADLINE {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        false
+    }
+
+    /// Sends SIGTERM without waiting (see `wait_exit`).
+    pub fn sigterm(&mut self) {
+        if let Some(c) = self.child.as_ref() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+        }
+    }
+
+    /// Waits for the process to exit on its own; its exit status.
+    pub fn wait_exit(&mut self) -> Option<std::process::ExitStatus> {
+        let c = self.child.as_mut()?;
+        let start = Instant::now();
+        while start.elapsed() < DEADLINE {
+            if let Ok(Some(status)) = c.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A gauge from /metrics, if the member answers.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let (code, body) = http_get(self.client_port, "/metrics")?;
+        if code != 200 {
+            return None;
+        }
+        body.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.metric("etcd_server_is_leader") == Some(1.0)
+    }
+
+    pub fn has_leader(&self) -> bool {
+        self.metric("etcd_server_has_leader") == Some(1.0)
+    }
+
+    pub fn healthy(&self) -> bool {
+        matches!(http_get(self.client_port, "/health"), Some((200, _)))
+    }
+}
+
+impl Drop for ClusterMember {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A store cluster of real `strata store` processes on loopback.
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub members: Vec<ClusterMember>,
+    extra: Vec<String>,
+}
+
+impl Cluster {
+    /// Starts `n` members (each with `extra` flags) and waits until every one is healthy.
+    pub fn start(dir: &Path, n: usize, extra: &[&str]) -> Cluster {
+        let mut members: Vec<ClusterMember> = (1..=n)
+            .map(|i| {
+                let peer_port = free_port();
+                ClusterMember {
+                    name: format!("n{i}"),
+                    dir: dir.join(format!("n{i}")),
+                    client_port: free_port(),
+                    peer_port,
+                    proxy: FaultProxy::start(peer_port),
+                    log: dir.join(format!("n{i}.log")),
+                    child: None,
+                    extra: extra.iter().map(|s| s.to_string()).collect(),
+                    initial_cluster: String::new(),
+                    state: "new".into(),
+                }
+            })
+            .collect();
+        let initial: Vec<String> = members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url()))
+            .collect();
+        for m in &mut members {
+            m.initial_cluster = initial.join(",");
+            m.start();
+        }
+        let c = Cluster {
+            dir: dir.to_path_buf(),
+            members,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        c.wait_healthy();
+        c
+    }
+
+    /// Comma-separated client endpoints of the running members.
+    pub fn endpoints(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| m.endpoint())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn wait_healthy(&self) {
+        let start = Instant::now();
+        while start.elapsed() < DEADLINE {
+            if self.members.iter().all(|m| m.healthy()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("cluster not healthy within {DEADLINE:?}\n{}", self.logs());
+    }
+
+    /// Index of the member that reports itself leader, if exactly one does.
+    pub fn leader(&self) -> Option<usize> {
+        let leaders: Vec<usize> = (0..self.members.len())
+            .filter(|i| self.members[*i].is_leader())
+            .collect();
+        (leaders.len() == 1).then(|| leaders[0])
+    }
+
+    pub fn wait_leader(&self) -> usize {
+        let start = Instant::now();
+        while start.elapsed() < DEADLINE {
+            if let Some(l) = self.leader() {
+                return l;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no leader within {DEADLINE:?}\n{}", self.logs());
+    }
+
+    /// Prepares a new member (not started) to join with `--initial-cluster-state existing`;
+    /// its peer URL is what `etcdctl member add` must be given.
+    pub fn new_member(&mut self, name: &str) -> usize {
+        let peer_port = free_port();
+        let m = ClusterMember {
+            name: name.to_string(),
+            dir: self.dir.join(name),
+            client_port: free_port(),
+            peer_port,
+            proxy: FaultProxy::start(peer_port),
+            log: self.dir.join(format!("{name}.log")),
+            child: None,
+            extra: self.extra.clone(),
+            initial_cluster: String::new(),
+            state: "existing".into(),
+        };
+        self.members.push(m);
+        let initial: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url()))
+            .collect();
+        let i = self.members.len() - 1;
+        self.members[i].initial_cluster = initial.join(",");
+        i
+    }
+
+    /// Prepares member `i` (stopped, removed and added again) to join the running cluster with an
+    /// empty data directory; returns `i`.
+    pub fn rejoin(&mut self, i: usize) -> usize {
+        let initial: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url()))
+            .collect();
+        let m = &mut self.members[i];
+        m.kill9();
+        let _ = std::fs::remove_dir_all(&m.dir);
+        m.state = "existing".into();
+        m.initial_cluster = initial.join(",");
+        i
+    }
+
+    /// Every member's log, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for m in &self.members {
+            let text = m.log_text();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            out.push_str(&format!("----- {} -----\n", m.name));
+            for l in tail.into_iter().rev() {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}

@@ -31,7 +31,9 @@ use crate::lease::Lessor;
 use crate::membership::{Change, Membership, LOCAL_PREFIXES};
 use crate::metrics::Metrics;
 use crate::mvcc::MvccStore;
-use crate::raft::{ConfChange, ConfChangeType, ConfState, Entry, Snapshot, SnapshotSource, StateMachine};
+use crate::raft::{
+    ConfChange, ConfChangeType, ConfState, Entry, Snapshot, SnapshotSource, StateMachine,
+};
 use crate::watch::WatchHub;
 
 const APPLIED_INDEX: &[u8] = b"raft/applied_index";
@@ -64,7 +66,10 @@ fn is_local(cf: Cf, key: &[u8]) -> bool {
 fn copy_state(engine: &dyn Engine, dir: &Path) -> Result<()> {
     let src = RocksEngine::open_existing(dir)?;
     let mut marker = WriteBatch::new();
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     marker.put(Cf::Meta, RESTORING, name.into_bytes());
     engine.write(marker, true)?;
     for cf in STATE_CFS {
@@ -450,10 +455,16 @@ impl StateMachine for Applier {
         let mut batch = WriteBatch::new();
         match &result {
             Ok(()) => {
-                tracing::info!(?change, member = format!("{:x}", member.id), "membership changed");
+                tracing::info!(
+                    ?change,
+                    member = format!("{:x}", member.id),
+                    "membership changed"
+                );
                 self.members.apply_change(change, member, &mut batch);
             }
-            Err(e) => tracing::warn!(error = %e, ?change, member = format!("{:x}", member.id), "membership change rejected"),
+            Err(e) => {
+                tracing::warn!(error = %e, ?change, member = format!("{:x}", member.id), "membership change rejected")
+            }
         }
         self.record_applied(index, batch)?;
         self.waiters.trigger(

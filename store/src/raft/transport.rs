@@ -323,7 +323,9 @@ async fn send_snapshot(inner: &Arc<Inner>, m: Message) -> Result<()> {
     let name = String::from_utf8_lossy(&m.get_snapshot().data).into_owned();
     let dir = inner.snap_dir.join(&name);
     if name.is_empty() || name.contains('/') || !dir.is_dir() {
-        return Err(Error::storage(format!("snapshot {name:?} is not available")));
+        return Err(Error::storage(format!(
+            "snapshot {name:?} is not available"
+        )));
     }
     let url = inner
         .directory
@@ -343,7 +345,11 @@ async fn send_snapshot(inner: &Arc<Inner>, m: Message) -> Result<()> {
     })
     .await
     .map_err(Error::storage)?;
-    tracing::info!(to = format!("{to:x}"), index = m.get_snapshot().get_metadata().index, "sending a snapshot");
+    tracing::info!(
+        to = format!("{to:x}"),
+        index = m.get_snapshot().get_metadata().index,
+        "sending a snapshot"
+    );
     let packer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         let mut tar = tar::Builder::new(ChunkWriter {
             tx,
@@ -356,9 +362,7 @@ async fn send_snapshot(inner: &Arc<Inner>, m: Message) -> Result<()> {
     let mut client = peer_client(ch);
     let call = client.send_snapshot(tokio_stream::wrappers::ReceiverStream::new(rx));
     let (sent, packed) = tokio::join!(call, packer);
-    packed
-        .map_err(Error::storage)?
-        .map_err(Error::storage)?;
+    packed.map_err(Error::storage)?.map_err(Error::storage)?;
     sent.map_err(|s| Error::storage(s.message()))?;
     Ok(())
 }

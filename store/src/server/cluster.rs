@@ -54,7 +54,10 @@ impl ClusterService {
             .iter()
             .find(|p| p.id == self.member.id)
             .map_or(0, |p| p.matched);
-        let learner = progress.iter().find(|p| p.id == id).map_or(0, |p| p.matched);
+        let learner = progress
+            .iter()
+            .find(|p| p.id == id)
+            .map_or(0, |p| p.matched);
         if (learner as f64) < leader as f64 * 0.9 {
             return Err(to_status(Error::LearnerNotReady));
         }
@@ -75,7 +78,11 @@ impl Cluster for ClusterService {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let new = PbMember {
-            id: member_id(&r.peer_ur_ls, &m.cfg.initial_cluster_token, &nanos.to_string()),
+            id: member_id(
+                &r.peer_ur_ls,
+                &m.cfg.initial_cluster_token,
+                &nanos.to_string(),
+            ),
             name: String::new(),
             peer_urls: r.peer_ur_ls,
             client_urls: vec![],

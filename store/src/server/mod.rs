@@ -125,7 +125,8 @@ fn server_tls(
             if what == "peer" { "peer-" } else { "" },
         )));
     }
-    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read_file(cert)?, read_file(key)?));
+    let mut tls =
+        ServerTlsConfig::new().identity(Identity::from_pem(read_file(cert)?, read_file(key)?));
     if !ca.is_empty() {
         tls = tls.client_ca_root(Certificate::from_pem(read_file(ca)?));
         tls = tls.client_auth_optional(!require_client_cert);
@@ -183,7 +184,8 @@ async fn fetch_join_info(cfg: &StoreConfig, tls: Option<&ClientTlsConfig>) -> Re
         .collect();
     if others.is_empty() {
         return Err(Error::InvalidArgument(
-            "--initial-cluster-state existing needs the running members in --initial-cluster".into(),
+            "--initial-cluster-state existing needs the running members in --initial-cluster"
+                .into(),
         ));
     }
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -284,7 +286,9 @@ pub async fn run(cfg: StoreConfig, shutdown: impl Future<Output = ()>) -> Result
     );
     for (listener, tls, kind) in listeners {
         let routes = match kind {
-            Listener::Metrics => Routes::from(http::add_routes(axum::Router::new(), member.clone())),
+            Listener::Metrics => {
+                Routes::from(http::add_routes(axum::Router::new(), member.clone()))
+            }
             Listener::Client => all_routes.clone(),
             Listener::Peer => peer_routes.clone(),
         };

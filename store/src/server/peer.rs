@@ -7,8 +7,7 @@ use std::sync::Arc;
 use protobuf::Message as _;
 use raft::eraftpb::Message;
 use strata_proto::etcdserverpb::{
-    LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest,
-    LeaseTimeToLiveResponse,
+    LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
 };
 use strata_proto::peer::{
     peer_server::Peer, Ack, MembersRequest, MembersResponse, MessageBatch, SnapshotChunk,
