@@ -367,6 +367,7 @@ pub struct ClusterMember {
     extra: Vec<String>,
     initial_cluster: String,
     state: String,
+    peer_scheme: &'static str,
 }
 
 impl ClusterMember {
@@ -380,7 +381,7 @@ impl ClusterMember {
 
     /// The peer URL the cluster knows this member by (its proxy).
     pub fn peer_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.proxy.port)
+        format!("{}://127.0.0.1:{}", self.peer_scheme, self.proxy.port)
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -407,7 +408,7 @@ impl ClusterMember {
             .args(["--advertise-client-urls", &self.url()])
             .args([
                 "--listen-peer-urls",
-                &format!("http://127.0.0.1:{}", self.peer_port),
+                &format!("{}://127.0.0.1:{}", self.peer_scheme, self.peer_port),
             ])
             .args(["--initial-advertise-peer-urls", &self.peer_url()])
             .args(["--initial-cluster", &self.initial_cluster])
@@ -511,11 +512,26 @@ pub struct Cluster {
     pub dir: PathBuf,
     pub members: Vec<ClusterMember>,
     extra: Vec<String>,
+    peer_scheme: &'static str,
 }
 
 impl Cluster {
     /// Starts `n` members (each with `extra` flags) and waits until every one is healthy.
     pub fn start(dir: &Path, n: usize, extra: &[&str]) -> Cluster {
+        Self::start_with_scheme(dir, n, extra, "http")
+    }
+
+    /// Like `start`, with https peer URLs (`extra` must carry the --peer-* TLS flags).
+    pub fn start_peer_tls(dir: &Path, n: usize, extra: &[&str]) -> Cluster {
+        Self::start_with_scheme(dir, n, extra, "https")
+    }
+
+    fn start_with_scheme(
+        dir: &Path,
+        n: usize,
+        extra: &[&str],
+        peer_scheme: &'static str,
+    ) -> Cluster {
         let mut members: Vec<ClusterMember> = (1..=n)
             .map(|i| {
                 let peer_port = free_port();
@@ -530,6 +546,7 @@ impl Cluster {
                     extra: extra.iter().map(|s| s.to_string()).collect(),
                     initial_cluster: String::new(),
                     state: "new".into(),
+                    peer_scheme,
                 }
             })
             .collect();
@@ -545,6 +562,7 @@ impl Cluster {
             dir: dir.to_path_buf(),
             members,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            peer_scheme,
         };
         c.wait_healthy();
         c
@@ -604,6 +622,7 @@ impl Cluster {
             extra: self.extra.clone(),
             initial_cluster: String::new(),
             state: "existing".into(),
+            peer_scheme: self.peer_scheme,
         };
         self.members.push(m);
         let initial: Vec<String> = self

@@ -1,10 +1,11 @@
-//! TLS on the client port with etcd's flags, checked with etcdctl: server certificates, and
-//! client certificates required by `--client-cert-auth`.
+//! TLS with etcd's flags, checked with etcdctl: on the client port (server certificates, and
+//! client certificates required by `--client-cert-auth`), and between members (https peer URLs
+//! with mutual TLS, `--peer-client-cert-auth`).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use strata_tests::{require_tool, strata_bin, wait_until};
+use strata_tests::{require_tool, strata_bin, wait_until, Cluster};
 
 struct Kill(Child);
 
@@ -135,6 +136,8 @@ fn https_client_urls_with_client_certificates() {
             &url,
             "--advertise-client-urls",
             &url,
+            "--listen-peer-urls",
+            "http://127.0.0.1:0",
         ])
         .args([
             "--cert-file",
@@ -166,4 +169,48 @@ fn https_client_urls_with_client_certificates() {
     assert!(ok && out.trim() == "yes", "{out}");
     let (ok, out) = etcdctl(d, port, &[], &["get", "secure"]);
     assert!(!ok, "a client without a certificate is refused: {out}");
+}
+
+#[test]
+fn three_members_replicate_over_mutual_tls_peer_links() {
+    if !require_tool("etcdctl") || !require_tool("openssl") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    make_certs(d);
+    let path = |f: &str| d.join(f).to_string_lossy().into_owned();
+    let (cert, key, ca) = (path("node.crt"), path("node.key"), path("ca.crt"));
+    let c = Cluster::start_peer_tls(
+        d,
+        3,
+        &[
+            "--peer-cert-file",
+            &cert,
+            "--peer-key-file",
+            &key,
+            "--peer-trusted-ca-file",
+            &ca,
+            "--peer-client-cert-auth",
+        ],
+    );
+    assert!(c.members[0].peer_url().starts_with("https://"));
+    let (ok, out) =
+        strata_tests::etcdctl(&c.members[0].endpoint(), &["put", "over-tls", "yes"], None);
+    assert!(ok, "{out}");
+    for m in &c.members {
+        wait_until("the write to replicate over TLS", || {
+            let (ok, out) = strata_tests::etcdctl(
+                &m.endpoint(),
+                &["get", "over-tls", "--print-value-only", "--consistency=s"],
+                None,
+            );
+            ok && out.trim() == "yes"
+        });
+    }
+    let (ok, out) = strata_tests::etcdctl(&c.endpoints(), &["member", "list"], None);
+    assert!(
+        ok && out.matches("https://127.0.0.1:").count() == 3,
+        "{out}"
+    );
 }
