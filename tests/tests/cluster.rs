@@ -14,11 +14,8 @@ use std::time::{Duration, Instant};
 use etcd_client::{Client, ConnectOptions, GetOptions, WatchOptions};
 use strata_tests::{etcdctl, require_tool, wait_until, Cluster, DEADLINE};
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+/// Held by each test for its whole run (a test that panics releases it on unwinding).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Election timeout the tests run with (the default).
 const ELECTION: Duration = Duration::from_millis(1000);
@@ -78,7 +75,7 @@ async fn wait_converged(endpoints: &[String]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_leader_while_writing_loses_no_acknowledged_write() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut c = Cluster::start(dir.path(), 3, &[]);
     let endpoints: Vec<String> = c.members.iter().map(|m| m.endpoint()).collect();
@@ -170,7 +167,7 @@ async fn kill9_leader_while_writing_loses_no_acknowledged_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_and_restarting_every_member_keeps_the_data() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut c = Cluster::start(dir.path(), 3, &[]);
     let mut client = connect(&c.endpoints(), Some(Duration::from_secs(10))).await;
@@ -209,7 +206,7 @@ async fn stopping_and_restarting_every_member_keeps_the_data() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wiped_member_removed_and_re_added_catches_up_by_snapshot() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut c = Cluster::start(
         dir.path(),
@@ -290,7 +287,7 @@ async fn wiped_member_removed_and_re_added_catches_up_by_snapshot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_minority_partition_cannot_acknowledge_writes_or_linearizable_reads() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let c = Cluster::start(dir.path(), 3, &[]);
     let leader = c.wait_leader();
@@ -400,7 +397,7 @@ async fn a_minority_partition_cannot_acknowledge_writes_or_linearizable_reads() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn isolated_leader_steps_down_and_the_majority_elects_another() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let c = Cluster::start(dir.path(), 3, &[]);
     let old = c.wait_leader();
@@ -436,7 +433,7 @@ async fn etcdctl_member_commands_move_leader_and_hand_over_on_shutdown() {
     if !require_tool("etcdctl") {
         return;
     }
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut c = Cluster::start(dir.path(), 3, &[]);
     let eps = c.endpoints();

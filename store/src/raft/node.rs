@@ -535,6 +535,11 @@ impl<S: StateMachine, T: Transport> Loop<S, T> {
         }
         let mut rd = self.raw.ready();
         if let Some(ss) = rd.ss() {
+            // Publish the term with the leader, so Status never pairs a leader with a term it
+            // did not lead (the hard state reaches `shared.term` only after it is persisted).
+            self.shared
+                .term
+                .fetch_max(self.raw.raft.term, Ordering::AcqRel);
             self.leader_changed(ss.leader_id, ss.raft_state == StateRole::Leader);
         }
         if !rd.messages().is_empty() {
@@ -574,7 +579,7 @@ impl<S: StateMachine, T: Transport> Loop<S, T> {
             .last_index
             .store(self.raw.store().last_index(), Ordering::Release);
         if let Some(hs) = rd.hs() {
-            self.shared.term.store(hs.term, Ordering::Release);
+            self.shared.term.fetch_max(hs.term, Ordering::AcqRel);
         }
         if !rd.persisted_messages().is_empty() {
             self.transport.send(rd.take_persisted_messages());

@@ -366,8 +366,10 @@ impl raft::Storage for LogStore {
         // A state machine that has applied nothing yet is the bootstrap state at the log's start.
         let index = applied.max(self.snap.index);
         let term = raft::Storage::term(self, index).map_err(|_| unavailable())?;
-        let mut snap = Snapshot::default();
-        snap.data = data.into();
+        let mut snap = Snapshot {
+            data: data.into(),
+            ..Default::default()
+        };
         let meta = snap.mut_metadata();
         meta.index = index;
         meta.term = term;
