@@ -362,14 +362,28 @@ impl Member {
     }
 
     /// Renews a lease on the leader: here if this member leads, else forwarded to the leader.
+    /// As etcd does, a renewal rides over a leader change: it is retried (every 50 ms, waiting
+    /// for a leader) until it succeeds or the request timeout passes.
     pub async fn lease_renew(&self, id: i64) -> Result<i64> {
-        match self.lessor.renew(id) {
-            Err(Error::NotLeader) => {}
-            r => return r,
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        loop {
+            let attempt = match self.lessor.renew(id) {
+                Err(Error::NotLeader) => self.forward_renew(id, deadline).await,
+                r => return r,
+            };
+            match attempt {
+                Ok(ttl) => return Ok(ttl),
+                Err(Error::LeaseNotFound) => return Err(Error::LeaseNotFound),
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
         }
+    }
+
+    async fn forward_renew(&self, id: i64, deadline: tokio::time::Instant) -> Result<i64> {
         let mut client = self.leader_client()?;
         let req = strata_proto::etcdserverpb::LeaseKeepAliveRequest { id };
-        match tokio::time::timeout(self.request_timeout, client.lease_renew(req)).await {
+        match tokio::time::timeout_at(deadline, client.lease_renew(req)).await {
             Ok(Ok(r)) => Ok(r.into_inner().ttl),
             Ok(Err(s)) => Err(crate::server::status::from_status(&s)),
             Err(_) => Err(self.raft.unavailable()),

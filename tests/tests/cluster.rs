@@ -571,3 +571,87 @@ async fn etcdctl_member_commands_move_leader_and_hand_over_on_shutdown() {
     let (_, out) = etcdctl(&rest.join(","), &["member", "list"], None);
     assert_eq!(out.lines().count(), 3, "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_kept_alive_through_a_follower_survive_a_leader_kill() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = Cluster::start(dir.path(), 3, &[]);
+    let leader = c.wait_leader();
+    let follower = (leader + 1) % 3;
+    let mut client = connect(
+        &c.members[follower].endpoint(),
+        Some(Duration::from_secs(10)),
+    )
+    .await;
+    // The minimum TTL is 1.5 election timeouts rounded up: 2 s here. Ask for 3 s.
+    let lease = client.lease_grant(3, None).await.expect("grant").id();
+    client
+        .put(
+            "leased",
+            "v",
+            Some(etcd_client::PutOptions::new().with_lease(lease)),
+        )
+        .await
+        .expect("put with lease");
+    let (mut keeper, mut responses) = client.lease_keep_alive(lease).await.expect("keep-alive");
+    let keeping = tokio::spawn(async move {
+        let mut failures = 0;
+        loop {
+            let ok = keeper.keep_alive().await.is_ok()
+                && matches!(responses.message().await, Ok(Some(r)) if r.ttl() > 0);
+            if !ok {
+                failures += 1;
+                if failures > 50 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+
+    c.members[leader].kill9();
+    // Through the failover and well past the TTL, the lease (renewed via the follower, which
+    // forwards to whoever leads) must hold.
+    let until = Instant::now() + Duration::from_secs(8);
+    let mut reader = connect(
+        &c.members[follower].endpoint(),
+        Some(Duration::from_secs(10)),
+    )
+    .await;
+    while Instant::now() < until {
+        let got = reader
+            .get("leased", Some(GetOptions::new().with_serializable()))
+            .await
+            .expect("serializable get");
+        assert_eq!(
+            got.kvs().len(),
+            1,
+            "a kept-alive lease expired across a leader change\n{}",
+            c.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    keeping.abort();
+    let ttl = reader
+        .lease_time_to_live(lease, None)
+        .await
+        .expect("time to live via a follower");
+    assert!(ttl.ttl() > 0, "lease still alive, ttl {}", ttl.ttl());
+    // Without keep-alives it does expire (on the new leader's clock).
+    let start = Instant::now();
+    loop {
+        let got = reader
+            .get("leased", Some(GetOptions::new().with_serializable()))
+            .await
+            .expect("serializable get");
+        if got.kvs().is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "an abandoned lease never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
