@@ -425,7 +425,7 @@ impl Member {
         })
     }
 
-    fn leader_client(
+    pub fn leader_client(
         &self,
     ) -> Result<strata_proto::peer::peer_client::PeerClient<tonic::transport::Channel>> {
         let leader = self.raft.status().leader;

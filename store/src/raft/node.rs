@@ -65,6 +65,8 @@ pub struct PeerProgress {
     pub id: u64,
     pub matched: u64,
     pub is_learner: bool,
+    /// Heard from within the last election timeout (raft-rs' `recent_active`).
+    pub active: bool,
 }
 
 /// A snapshot of the node's Raft state for Status and metrics.
@@ -470,6 +472,7 @@ impl<S: StateMachine, T: Transport> Loop<S, T> {
                 id: *id,
                 matched: pr.matched,
                 is_learner: learners.contains(id),
+                active: pr.recent_active || *id == self.cfg.id,
             })
             .collect()
     }

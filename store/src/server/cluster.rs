@@ -63,16 +63,42 @@ impl ClusterService {
         }
         Ok(())
     }
-}
 
-#[tonic::async_trait]
-impl Cluster for ClusterService {
-    async fn member_add(
+    /// etcd's strict reconfiguration check, on the leader: after the change, the members heard
+    /// from recently must still be a quorum.
+    async fn enough_started(&self, adding: bool, removing: Option<u64>) -> Result<(), Status> {
+        let progress = self.member.raft.progress().await.map_err(to_status)?;
+        if progress.is_empty() {
+            return Ok(());
+        }
+        let voters: Vec<_> = progress.iter().filter(|p| !p.is_learner).collect();
+        if removing.is_some_and(|id| !voters.iter().any(|p| p.id == id)) {
+            return Ok(());
+        }
+        let mut members = voters.len();
+        let mut started = voters
+            .iter()
+            .filter(|p| p.active && Some(p.id) != removing)
+            .count();
+        if adding {
+            members += 1;
+        }
+        if removing.is_some() {
+            members -= 1;
+            started = started.min(members);
+        }
+        if started < members / 2 + 1 {
+            return Err(to_status(Error::NotEnoughStarted));
+        }
+        Ok(())
+    }
+
+    /// MemberAdd as the leader decides it.
+    pub(crate) async fn member_add_local(
         &self,
-        r: Request<pb::MemberAddRequest>,
-    ) -> Result<Response<pb::MemberAddResponse>, Status> {
+        r: pb::MemberAddRequest,
+    ) -> Result<pb::MemberAddResponse, Status> {
         let m = &self.member;
-        let r = r.into_inner();
         check_urls(&r.peer_ur_ls)?;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -94,6 +120,9 @@ impl Cluster for ClusterService {
             (Change::AddVoter, ConfChangeType::AddNode)
         };
         m.members.check(change, &new).map_err(to_status)?;
+        if !new.is_learner {
+            self.enough_started(true, None).await?;
+        }
         let members = m
             .propose_conf_change(raft_change, new.clone())
             .await
@@ -103,32 +132,103 @@ impl Cluster for ClusterService {
             .find(|x| x.id == new.id)
             .cloned()
             .unwrap_or(new);
-        Ok(Response::new(pb::MemberAddResponse {
+        Ok(pb::MemberAddResponse {
             header: self.header(),
             member: Some(to_pb(added)),
             members: members.into_iter().map(to_pb).collect(),
-        }))
+        })
+    }
+
+    /// MemberRemove as the leader decides it.
+    pub(crate) async fn member_remove_local(
+        &self,
+        r: pb::MemberRemoveRequest,
+    ) -> Result<pb::MemberRemoveResponse, Status> {
+        let m = &self.member;
+        let id = r.id;
+        let gone = PbMember {
+            id,
+            ..Default::default()
+        };
+        m.members.check(Change::Remove, &gone).map_err(to_status)?;
+        self.enough_started(false, Some(id)).await?;
+        let members = m
+            .propose_conf_change(ConfChangeType::RemoveNode, gone)
+            .await
+            .map_err(to_status)?;
+        Ok(pb::MemberRemoveResponse {
+            header: self.header(),
+            members: members.into_iter().map(to_pb).collect(),
+        })
+    }
+
+    /// MemberPromote as the leader decides it.
+    pub(crate) async fn member_promote_local(
+        &self,
+        r: pb::MemberPromoteRequest,
+    ) -> Result<pb::MemberPromoteResponse, Status> {
+        let m = &self.member;
+        let id = r.id;
+        let learner = PbMember {
+            id,
+            ..Default::default()
+        };
+        m.members
+            .check(Change::Promote, &learner)
+            .map_err(to_status)?;
+        self.learner_ready(id).await?;
+        let members = m
+            .propose_conf_change(ConfChangeType::AddNode, learner)
+            .await
+            .map_err(to_status)?;
+        Ok(pb::MemberPromoteResponse {
+            header: self.header(),
+            members: members.into_iter().map(to_pb).collect(),
+        })
+    }
+}
+
+/// Runs a membership change on the leader: here, or forwarded to it over the peer service.
+macro_rules! on_leader {
+    ($self:ident, $r:ident, $local:ident, $forward:ident) => {{
+        let m = &$self.member;
+        if m.raft.is_leader() {
+            return $self.$local($r.into_inner()).await.map(Response::new);
+        }
+        let mut client = m.leader_client().map_err(to_status)?;
+        match tokio::time::timeout(m.request_timeout, client.$forward($r.into_inner())).await {
+            Ok(Ok(resp)) => {
+                let mut resp = resp.into_inner();
+                resp.header = $self.header();
+                Ok(Response::new(resp))
+            }
+            Ok(Err(s)) => Err(s),
+            Err(_) => Err(to_status(m.raft.unavailable())),
+        }
+    }};
+}
+
+#[tonic::async_trait]
+impl Cluster for ClusterService {
+    async fn member_add(
+        &self,
+        r: Request<pb::MemberAddRequest>,
+    ) -> Result<Response<pb::MemberAddResponse>, Status> {
+        on_leader!(self, r, member_add_local, member_add)
     }
 
     async fn member_remove(
         &self,
         r: Request<pb::MemberRemoveRequest>,
     ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
-        let m = &self.member;
-        let id = r.get_ref().id;
-        let gone = PbMember {
-            id,
-            ..Default::default()
-        };
-        m.members.check(Change::Remove, &gone).map_err(to_status)?;
-        let members = m
-            .propose_conf_change(ConfChangeType::RemoveNode, gone)
-            .await
-            .map_err(to_status)?;
-        Ok(Response::new(pb::MemberRemoveResponse {
-            header: self.header(),
-            members: members.into_iter().map(to_pb).collect(),
-        }))
+        on_leader!(self, r, member_remove_local, member_remove)
+    }
+
+    async fn member_promote(
+        &self,
+        r: Request<pb::MemberPromoteRequest>,
+    ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
+        on_leader!(self, r, member_promote_local, member_promote)
     }
 
     async fn member_update(
@@ -174,30 +274,6 @@ impl Cluster for ClusterService {
         Ok(Response::new(pb::MemberListResponse {
             header: self.header(),
             members: m.members.list().into_iter().map(to_pb).collect(),
-        }))
-    }
-
-    async fn member_promote(
-        &self,
-        r: Request<pb::MemberPromoteRequest>,
-    ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
-        let m = &self.member;
-        let id = r.get_ref().id;
-        let learner = PbMember {
-            id,
-            ..Default::default()
-        };
-        m.members
-            .check(Change::Promote, &learner)
-            .map_err(to_status)?;
-        self.learner_ready(id).await?;
-        let members = m
-            .propose_conf_change(ConfChangeType::AddNode, learner)
-            .await
-            .map_err(to_status)?;
-        Ok(Response::new(pb::MemberPromoteResponse {
-            header: self.header(),
-            members: members.into_iter().map(to_pb).collect(),
         }))
     }
 }

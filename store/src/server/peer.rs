@@ -7,7 +7,8 @@ use std::sync::Arc;
 use protobuf::Message as _;
 use raft::eraftpb::Message;
 use strata_proto::etcdserverpb::{
-    LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+    self as pb, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest,
+    LeaseTimeToLiveResponse,
 };
 use strata_proto::peer::{
     peer_server::Peer, Ack, MembersRequest, MembersResponse, MessageBatch, SnapshotChunk,
@@ -15,6 +16,7 @@ use strata_proto::peer::{
 use tokio::io::AsyncWriteExt;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::cluster::ClusterService;
 use super::status::to_status;
 use crate::error::Error;
 use crate::member::Member;
@@ -24,6 +26,20 @@ pub struct PeerService {
 }
 
 impl PeerService {
+    fn require_leader(&self) -> Result<(), Status> {
+        if self.member.raft.is_leader() {
+            Ok(())
+        } else {
+            Err(to_status(Error::NotLeader))
+        }
+    }
+
+    fn cluster(&self) -> ClusterService {
+        ClusterService {
+            member: self.member.clone(),
+        }
+    }
+
     fn decode(&self, bytes: &[u8]) -> Result<Option<Message>, Status> {
         let m = Message::parse_from_bytes(bytes)
             .map_err(|e| Status::invalid_argument(format!("malformed raft message: {e}")))?;
@@ -142,6 +158,39 @@ impl Peer for PeerService {
             id,
             ttl,
         }))
+    }
+
+    async fn member_add(
+        &self,
+        req: Request<pb::MemberAddRequest>,
+    ) -> Result<Response<pb::MemberAddResponse>, Status> {
+        self.require_leader()?;
+        self.cluster()
+            .member_add_local(req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn member_remove(
+        &self,
+        req: Request<pb::MemberRemoveRequest>,
+    ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
+        self.require_leader()?;
+        self.cluster()
+            .member_remove_local(req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn member_promote(
+        &self,
+        req: Request<pb::MemberPromoteRequest>,
+    ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
+        self.require_leader()?;
+        self.cluster()
+            .member_promote_local(req.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn lease_time_to_live(
