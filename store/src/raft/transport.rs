@@ -56,6 +56,8 @@ struct Inner {
     raft: OnceLock<RaftHandle>,
     links: Mutex<HashMap<u64, mpsc::Sender<Message>>>,
     channels: Mutex<HashMap<u64, (String, Channel)>>,
+    /// Set when a peer refuses us because we were removed from the cluster.
+    removed: tokio::sync::watch::Sender<bool>,
 }
 
 /// The transport the Ready loop sends through, and a client pool for peer RPCs.
@@ -82,6 +84,7 @@ impl PeerTransport {
                 raft: OnceLock::new(),
                 links: Mutex::new(HashMap::new()),
                 channels: Mutex::new(HashMap::new()),
+                removed: tokio::sync::watch::channel(false).0,
             }),
         }
     }
@@ -89,6 +92,13 @@ impl PeerTransport {
     /// Connects the transport to the node it reports to (unreachable peers, snapshot outcomes).
     pub fn attach(&self, raft: RaftHandle) {
         let _ = self.inner.raft.set(raft);
+    }
+
+    /// Completes once a peer has refused this member as removed from the cluster (it was removed
+    /// while it was down, so it never applied its own removal).
+    pub async fn removed(&self) {
+        let mut rx = self.inner.removed.subscribe();
+        let _ = rx.wait_for(|r| *r).await;
     }
 
     /// A client for peer RPCs to member `id` (a cached channel, reconnecting lazily).
@@ -264,6 +274,9 @@ async fn run_link(inner: Arc<Inner>, to: u64, mut rx: mpsc::Receiver<Message>) {
                     match ended {
                         Some(s) if s.code() == tonic::Code::PermissionDenied => {
                             tracing::warn!(peer, reason = s.message(), "peer refused our messages");
+                            if s.message().contains("permanently removed") {
+                                inner.removed.send_replace(true);
+                            }
                         }
                         Some(s) => tracing::debug!(peer, error = %s, "peer link broke"),
                         None => tracing::debug!(peer, "peer link closed"),

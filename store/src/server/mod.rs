@@ -348,6 +348,10 @@ pub async fn run(cfg: StoreConfig, shutdown: impl Future<Output = ()>) -> Result
             tracing::error!("{}; shutting down", Error::MemberRemoved);
             outcome = Err(Error::MemberRemoved);
         }
+        _ = member.peers.removed() => {
+            tracing::error!("{}; shutting down", Error::MemberRemoved);
+            outcome = Err(Error::MemberRemoved);
+        }
     }
     let _ = stop_tx.send(true);
     // Streams (watches, keep-alives) keep connections open; give them a moment, then go.
