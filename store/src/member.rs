@@ -129,10 +129,28 @@ impl Member {
             ));
         }
         let (new_cluster_id, new_members) = initial_table(&cfg)?;
+        // A member that was not added yet must not leave a data directory behind (the next start
+        // would take it for a restart).
+        if let Some(join) = &join {
+            if !join
+                .members
+                .iter()
+                .any(|m| same_urls(&m.peer_urls, &cfg.initial_advertise_peer_urls))
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "this member's peer URLs {:?} are not in the cluster; add it first (etcdctl member add {} --peer-urls=...)",
+                    cfg.initial_advertise_peer_urls, cfg.name
+                )));
+            }
+        }
         std::fs::create_dir_all(&cfg.data_dir).map_err(Error::storage)?;
         let engine: Arc<dyn Engine> = Arc::new(RocksEngine::open(&cfg.data_dir.join("db"))?);
         let snap_dir = cfg.data_dir.join("snap");
-        crate::apply::finish_interrupted_restore(engine.as_ref(), &snap_dir)?;
+        crate::apply::finish_interrupted_restore(
+            engine.as_ref(),
+            &snap_dir,
+            crate::raft::storage::reset_to_snapshot,
+        )?;
         // Checkpoints sent or received before a restart are of no use any more.
         let _ = std::fs::remove_dir_all(&snap_dir);
         std::fs::create_dir_all(&snap_dir).map_err(Error::storage)?;

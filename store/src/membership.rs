@@ -216,7 +216,8 @@ impl Membership {
     pub fn check(&self, change: Change, m: &Member) -> Result<()> {
         let t = self.table.read();
         if t.removed.contains(&m.id) {
-            return Err(Error::MemberRemoved);
+            // etcd answers a change of a removed id with ErrIDRemoved, shown as "member not found".
+            return Err(Error::MemberNotFound);
         }
         let existing = t.members.get(&m.id);
         match change {
@@ -368,7 +369,7 @@ mod tests {
         engine.write(b, false).expect("write");
         assert_eq!(
             t.check(Change::AddVoter, &member(1, "http://c:1")),
-            Err(Error::MemberRemoved)
+            Err(Error::MemberNotFound)
         );
         let again = Membership::load(&engine).expect("reload");
         assert_eq!(again.cluster_id(), 9);

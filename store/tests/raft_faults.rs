@@ -165,7 +165,11 @@ impl StateMachine for RecordingSm {
         Ok(())
     }
 
-    fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
+    fn restore(
+        &mut self,
+        snapshot: &Snapshot,
+        _log_reset: strata_store::raft::LogReset,
+    ) -> Result<()> {
         let index = snapshot.get_metadata().index;
         lock(&self.log)
             .problems

@@ -32,7 +32,8 @@ use crate::membership::{Change, Membership, LOCAL_PREFIXES};
 use crate::metrics::Metrics;
 use crate::mvcc::MvccStore;
 use crate::raft::{
-    ConfChange, ConfChangeType, ConfState, Entry, Snapshot, SnapshotSource, StateMachine,
+    ConfChange, ConfChangeType, ConfState, Entry, LogReset, Snapshot, SnapshotMetadata,
+    SnapshotSource, StateMachine,
 };
 use crate::watch::WatchHub;
 
@@ -40,6 +41,8 @@ const APPLIED_INDEX: &[u8] = b"raft/applied_index";
 const ALARM_PREFIX: &[u8] = b"alarm/";
 /// Set while a snapshot is being copied into the engine; names the snapshot directory.
 const RESTORING: &[u8] = b"local/restoring";
+/// The Raft metadata of the snapshot being restored (to reset the log when the copy completes).
+const RESTORING_META: &[u8] = b"local/restoring_meta";
 /// The column families a snapshot carries (the Raft log is each member's own).
 const STATE_CFS: [Cf; 3] = [Cf::Kv, Cf::Lease, Cf::Meta];
 /// Write batches of a snapshot restore are cut at about this size.
@@ -61,9 +64,15 @@ fn is_local(cf: Cf, key: &[u8]) -> bool {
 }
 
 /// Replaces the replicated state in `engine` (every family but the Raft log, and every Meta key
-/// but this process's own) with the state in the checkpoint at `dir`. Idempotent, so an
-/// interrupted restore is simply run again.
-fn copy_state(engine: &dyn Engine, dir: &Path) -> Result<()> {
+/// but this process's own) with the state in the checkpoint at `dir`, and restarts the Raft log
+/// after the snapshot in the same write that completes it. Idempotent, so an interrupted restore
+/// is simply run again (`finish_interrupted_restore`). Returns the new applied index.
+fn copy_state(
+    engine: &dyn Engine,
+    dir: &Path,
+    meta: &SnapshotMetadata,
+    log_reset: LogReset,
+) -> Result<u64> {
     let src = RocksEngine::open_existing(dir)?;
     let mut marker = WriteBatch::new();
     let name = dir
@@ -71,6 +80,11 @@ fn copy_state(engine: &dyn Engine, dir: &Path) -> Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     marker.put(Cf::Meta, RESTORING, name.into_bytes());
+    marker.put(
+        Cf::Meta,
+        RESTORING_META,
+        protobuf::Message::write_to_bytes(meta).map_err(Error::corrupt)?,
+    );
     engine.write(marker, true)?;
     for cf in STATE_CFS {
         // Clear everything replicated: the local keys sort around it, so delete the gaps.
@@ -110,16 +124,34 @@ fn copy_state(engine: &dyn Engine, dir: &Path) -> Result<()> {
         }
         engine.write(b, false)?;
     }
-    let mut done = WriteBatch::new();
+    drop(src);
+    // The restore completes atomically: applied index, log reset, marker removal.
+    let applied = read_applied(engine)?.max(meta.index);
+    let mut done = log_reset(engine, meta)?;
+    done.put(Cf::Meta, APPLIED_INDEX, applied.to_be_bytes().to_vec());
     done.delete(Cf::Meta, RESTORING);
+    done.delete(Cf::Meta, RESTORING_META);
     engine.write(done, true)?;
-    Ok(())
+    Ok(applied)
 }
 
-/// Finishes a snapshot restore a crash interrupted (call before loading anything from `engine`).
-pub fn finish_interrupted_restore(engine: &dyn Engine, snap_dir: &Path) -> Result<()> {
+/// Finishes a snapshot restore a crash interrupted (call before loading anything from `engine`
+/// or opening the Raft log).
+pub fn finish_interrupted_restore(
+    engine: &dyn Engine,
+    snap_dir: &Path,
+    log_reset: LogReset,
+) -> Result<()> {
     let Some(name) = engine.get(Cf::Meta, RESTORING)? else {
         return Ok(());
+    };
+    let meta: SnapshotMetadata = match engine.get(Cf::Meta, RESTORING_META)? {
+        Some(b) => protobuf::Message::parse_from_bytes(&b).map_err(Error::corrupt)?,
+        None => {
+            return Err(Error::corrupt(
+                "snapshot restore marker without its metadata",
+            ))
+        }
     };
     let dir = snap_dir.join(String::from_utf8_lossy(&name).as_ref());
     if !dir.exists() {
@@ -129,7 +161,26 @@ pub fn finish_interrupted_restore(engine: &dyn Engine, snap_dir: &Path) -> Resul
         )));
     }
     tracing::warn!(dir = %dir.display(), "finishing an interrupted snapshot restore");
-    copy_state(engine, &dir)
+    copy_state(engine, &dir, &meta, log_reset).map(|_| ())
+}
+
+/// Removes received snapshots that Raft never asked to restore (stale or superseded ones).
+fn remove_unused_received(snap_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(snap_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .map(|t| t.elapsed().unwrap_or_default() > std::time::Duration::from_secs(60))
+            .unwrap_or(false);
+        if name.starts_with("recv-") && old {
+            let _ = std::fs::remove_dir_all(e.path());
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Attaches every live key with a lease to that lease in the lessor.
@@ -452,6 +503,11 @@ impl StateMachine for Applier {
             .members
             .check(change, &member)
             .and_then(|()| raft(cc).map(|_| ()));
+        if let Err(e) = &result {
+            if !e.is_deterministic() {
+                return Err(e.clone());
+            }
+        }
         let mut batch = WriteBatch::new();
         match &result {
             Ok(()) => {
@@ -474,16 +530,20 @@ impl StateMachine for Applier {
         Ok(())
     }
 
-    fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
+    fn restore(&mut self, snapshot: &Snapshot, log_reset: LogReset) -> Result<()> {
         let name = String::from_utf8_lossy(&snapshot.data).into_owned();
         let dir = self.snap_dir.join(&name);
-        copy_state(self.engine.as_ref(), &dir)?;
-        let _ = std::fs::remove_dir_all(&dir);
         let index = snapshot.get_metadata().index;
-        self.applied = read_applied(self.engine.as_ref())?.max(index);
-        let mut b = WriteBatch::new();
-        b.put(Cf::Meta, APPLIED_INDEX, self.applied.to_be_bytes().to_vec());
-        self.engine.write(b, true)?;
+        self.hub.begin_restore();
+        let copied = copy_state(
+            self.engine.as_ref(),
+            &dir,
+            snapshot.get_metadata(),
+            log_reset,
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        remove_unused_received(&self.snap_dir);
+        self.applied = copied?;
         self.mvcc.reload()?;
         self.lessor.reload(self.engine.as_ref())?;
         attach_lease_keys(&self.mvcc, &self.lessor);
@@ -504,5 +564,91 @@ impl StateMachine for Applier {
         } else {
             self.lessor.demote();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::storage::{reset_to_snapshot, LogStore};
+
+    #[test]
+    fn an_interrupted_restore_is_finished_with_the_log_reset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let snap_dir = dir.path().join("snap");
+        // The leader's state: one key, applied index 50, its own local id.
+        let leader = RocksEngine::open(&dir.path().join("leader")).expect("leader");
+        let mut b = WriteBatch::new();
+        b.put(Cf::Kv, b"new-rev".to_vec(), b"new".to_vec());
+        b.put(Cf::Meta, APPLIED_INDEX, 50u64.to_be_bytes().to_vec());
+        b.put(
+            Cf::Meta,
+            crate::membership::LOCAL_ID,
+            1u64.to_be_bytes().to_vec(),
+        );
+        leader.write(b, true).expect("write");
+        std::fs::create_dir_all(&snap_dir).expect("snap dir");
+        leader
+            .checkpoint(&snap_dir.join("recv-1"))
+            .expect("checkpoint");
+
+        // The follower: older state, its own id, a log with entries 2..=10.
+        let follower: Arc<dyn Engine> =
+            Arc::new(RocksEngine::open(&dir.path().join("follower")).expect("follower"));
+        let mut log = LogStore::open(follower.clone()).expect("log");
+        log.bootstrap(vec![1, 2, 3]).expect("bootstrap");
+        let entries: Vec<Entry> = (2..=10)
+            .map(|i| Entry {
+                index: i,
+                term: 2,
+                ..Default::default()
+            })
+            .collect();
+        let mut b = WriteBatch::new();
+        log.append(&entries, None, &mut b);
+        b.put(Cf::Kv, b"old-rev".to_vec(), b"old".to_vec());
+        b.put(Cf::Meta, APPLIED_INDEX, 10u64.to_be_bytes().to_vec());
+        b.put(
+            Cf::Meta,
+            crate::membership::LOCAL_ID,
+            2u64.to_be_bytes().to_vec(),
+        );
+        follower.write(b, true).expect("write");
+
+        // A crash in the middle of a restore: the marker is written and the copy half done.
+        let mut meta = SnapshotMetadata {
+            index: 50,
+            term: 3,
+            ..Default::default()
+        };
+        meta.mut_conf_state().voters = vec![1, 2, 3];
+        let mut b = WriteBatch::new();
+        b.put(Cf::Meta, RESTORING, b"recv-1".to_vec());
+        b.put(
+            Cf::Meta,
+            RESTORING_META,
+            protobuf::Message::write_to_bytes(&meta).expect("encode"),
+        );
+        b.delete_range(Cf::Kv, Vec::new(), vec![0xff; 8]);
+        follower.write(b, true).expect("write");
+
+        finish_interrupted_restore(follower.as_ref(), &snap_dir, reset_to_snapshot)
+            .expect("finish the restore");
+        assert_eq!(
+            follower.get(Cf::Kv, b"new-rev").expect("get"),
+            Some(b"new".to_vec())
+        );
+        assert_eq!(follower.get(Cf::Kv, b"old-rev").expect("get"), None);
+        assert_eq!(read_applied(follower.as_ref()).expect("applied"), 50);
+        assert_eq!(
+            crate::membership::local_id(follower.as_ref()).expect("local id"),
+            Some(2),
+            "this member's own keys survive a restore"
+        );
+        assert_eq!(follower.get(Cf::Meta, RESTORING).expect("get"), None);
+        let log = LogStore::open(follower).expect("reopen log");
+        assert_eq!((log.first_index(), log.last_index()), (51, 50));
+        assert_eq!(log.conf_state().voters, vec![1, 2, 3]);
+        assert!(log.hard_state().commit >= 50);
     }
 }

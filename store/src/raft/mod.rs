@@ -12,7 +12,9 @@ pub mod storage;
 pub mod transport;
 
 pub use node::{PeerProgress, RaftConfig, RaftHandle, RaftStatus};
-pub use raft::eraftpb::{ConfChange, ConfChangeType, ConfState, Entry, Message, Snapshot};
+pub use raft::eraftpb::{
+    ConfChange, ConfChangeType, ConfState, Entry, Message, Snapshot, SnapshotMetadata,
+};
 pub use transport::{PeerDirectory, PeerTransport};
 
 use crate::error::Result;
@@ -41,8 +43,11 @@ pub trait StateMachine: Send + 'static {
     ) -> Result<()>;
 
     /// Replaces the whole state with a snapshot received from the leader (its data is what a
-    /// [`SnapshotSource`] produced, after the transport moved it here).
-    fn restore(&mut self, snapshot: &Snapshot) -> Result<()>;
+    /// [`SnapshotSource`] produced, after the transport moved it here). `log_reset` gives the
+    /// engine writes that restart the Raft log after the snapshot; the state machine must commit
+    /// them in the same engine write that completes the restore, so that a crash leaves either
+    /// the old state with the old log or the new state with the new log (see [`LogReset`]).
+    fn restore(&mut self, snapshot: &Snapshot, log_reset: LogReset) -> Result<()>;
 
     /// Leadership changed: `leader` is the new leader's id (0 = none), `is_self` whether it is us.
     fn leader_changed(&mut self, leader: u64, is_self: bool);
@@ -52,6 +57,13 @@ pub trait StateMachine: Send + 'static {
 pub trait Transport: Send + 'static {
     fn send(&mut self, msgs: Vec<raft::eraftpb::Message>);
 }
+
+/// Builds the engine writes that restart the Raft log after a snapshot (see
+/// [`storage::reset_to_snapshot`]); also used to finish a restore a crash interrupted.
+pub type LogReset = fn(
+    &dyn crate::engine::Engine,
+    &raft::eraftpb::SnapshotMetadata,
+) -> Result<crate::engine::WriteBatch>;
 
 /// Captures the state machine for a snapshot a lagging follower needs. Called on the Raft thread
 /// (so nothing is applied meanwhile); returns the applied index the capture reflects and a

@@ -553,7 +553,7 @@ impl<S: StateMachine, T: Transport> Loop<S, T> {
             let snap = rd.snapshot().clone();
             let index = snap.get_metadata().index;
             tracing::info!(index, "installing a snapshot from the leader");
-            self.sm.restore(&snap)?;
+            self.sm.restore(&snap, super::storage::reset_to_snapshot)?;
             self.raw.mut_store().apply_snapshot(&snap)?;
             self.shared.commit.fetch_max(index, Ordering::AcqRel);
             self.applied_tx.send_replace(index);

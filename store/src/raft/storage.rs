@@ -141,29 +141,24 @@ impl LogStore {
         Ok(())
     }
 
-    /// Replaces the log with a snapshot's position (the state machine has been restored from it):
-    /// every entry goes, the log continues after the snapshot's index.
+    /// Moves the in-memory view to a snapshot's position after the state machine committed
+    /// [`reset_to_snapshot`]'s writes with its restore: every entry is gone, the log continues
+    /// after the snapshot's index.
     pub fn apply_snapshot(&mut self, snap: &Snapshot) -> Result<()> {
         let meta = snap.get_metadata();
-        let cs = meta.get_conf_state().clone();
-        let mut hs = self.hard_state.clone();
-        hs.commit = hs.commit.max(meta.index);
-        let mark = SnapshotMetadata {
-            index: meta.index,
-            term: meta.term,
-            ..Default::default()
-        };
-        let mut b = WriteBatch::new();
-        b.delete_range(Cf::Raft, b"e".to_vec(), b"f".to_vec());
-        b.put(Cf::Raft, SNAP_META, encode(&mark));
-        b.put(Cf::Raft, CONF_STATE, encode(&cs));
-        b.put(Cf::Raft, HARD_STATE, encode(&hs));
-        self.engine.write(b, true)?;
-        self.snap = mark;
-        self.conf_state = cs;
-        self.hard_state = hs;
+        let reopened = LogStore::open(self.engine.clone())?;
+        if reopened.snap.index != meta.index || reopened.last_index != meta.index {
+            return Err(Error::corrupt(format!(
+                "snapshot {} restored but the log was not reset (log at {}..{})",
+                meta.index, reopened.snap.index, reopened.last_index
+            )));
+        }
+        self.snap = reopened.snap;
+        self.conf_state = reopened.conf_state;
+        self.hard_state = reopened.hard_state;
         self.last_index = meta.index;
         self.tail.clear();
+        *self.captured.lock() = None;
         Ok(())
     }
 
@@ -355,7 +350,10 @@ impl raft::Storage for LogStore {
         };
         let mut captured = self.captured.lock();
         if let Some((snap, at)) = captured.as_ref() {
-            if snap.get_metadata().index >= request_index && at.elapsed() < SNAPSHOT_REUSE {
+            let index = snap.get_metadata().index;
+            // Reusable while recent and still ahead of the log's start (a follower that installs
+            // it can continue from the log).
+            if index >= request_index && index >= self.snap.index && at.elapsed() < SNAPSHOT_REUSE {
                 return Ok(snap.clone());
             }
         }
@@ -378,6 +376,27 @@ impl raft::Storage for LogStore {
         *captured = Some((snap.clone(), Instant::now()));
         Ok(snap)
     }
+}
+
+/// The writes that restart the log after a snapshot: drop every entry, start after the
+/// snapshot's index and term with its configuration, and raise the commit index to it.
+pub fn reset_to_snapshot(engine: &dyn Engine, meta: &SnapshotMetadata) -> Result<WriteBatch> {
+    let mut hs = match engine.get(Cf::Raft, HARD_STATE)? {
+        Some(b) => decode::<HardState>(&b)?,
+        None => HardState::default(),
+    };
+    hs.commit = hs.commit.max(meta.index);
+    let mark = SnapshotMetadata {
+        index: meta.index,
+        term: meta.term,
+        ..Default::default()
+    };
+    let mut b = WriteBatch::new();
+    b.delete_range(Cf::Raft, b"e".to_vec(), b"f".to_vec());
+    b.put(Cf::Raft, SNAP_META, encode(&mark));
+    b.put(Cf::Raft, CONF_STATE, encode(meta.get_conf_state()));
+    b.put(Cf::Raft, HARD_STATE, encode(&hs));
+    Ok(b)
 }
 
 #[cfg(test)]

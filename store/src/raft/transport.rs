@@ -35,6 +35,8 @@ const BATCH_MSGS: usize = 4096;
 const BATCH_BYTES: usize = 4 << 20;
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest a snapshot transfer may take before it is reported failed (and retried).
+const SNAPSHOT_DEADLINE: Duration = Duration::from_secs(600);
 /// Chunk size of a streamed snapshot.
 const SNAPSHOT_CHUNK: usize = 1 << 20;
 /// Largest gRPC message on peer links (a batch of appends can be large).
@@ -374,6 +376,15 @@ async fn send_snapshot(inner: &Arc<Inner>, m: Message) -> Result<()> {
     });
     let mut client = peer_client(ch);
     let call = client.send_snapshot(tokio_stream::wrappers::ReceiverStream::new(rx));
+    // A receiver that stalls must not hold the follower in Raft's snapshot state forever.
+    let call = async {
+        match tokio::time::timeout(SNAPSHOT_DEADLINE, call).await {
+            Ok(r) => r,
+            Err(_) => Err(tonic::Status::deadline_exceeded(
+                "snapshot transfer took too long",
+            )),
+        }
+    };
     let (sent, packed) = tokio::join!(call, packer);
     packed.map_err(Error::storage)?.map_err(Error::storage)?;
     sent.map_err(|s| Error::storage(s.message()))?;

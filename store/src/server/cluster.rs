@@ -87,7 +87,9 @@ impl ClusterService {
             members -= 1;
             started = started.min(members);
         }
-        if started < members / 2 + 1 {
+        // etcd allows growing a one-member cluster to two (the new member is not started yet).
+        let growing_single = adding && members == 2 && started == 1;
+        if started < members / 2 + 1 && !growing_single {
             return Err(to_status(Error::NotEnoughStarted));
         }
         Ok(())

@@ -92,6 +92,9 @@ struct HubInner {
     watchers: HashMap<WatcherKey, Watcher>,
     /// The last revision handed to watchers.
     rev: i64,
+    /// Bumped when a snapshot restore starts and when it ends (odd while one runs): a catch-up
+    /// read that overlapped a restore may have seen a half-copied history and is read again.
+    generation: u64,
 }
 
 pub struct WatchHub {
@@ -116,6 +119,7 @@ impl WatchHub {
             inner: Mutex::new(HubInner {
                 watchers: HashMap::new(),
                 rev,
+                generation: 0,
             }),
             next_stream: AtomicU64::new(1),
             slow_total: AtomicU64::new(0),
@@ -246,11 +250,22 @@ impl WatchHub {
         self.runtime.spawn(async move { hub.catch_up(key).await });
     }
 
+    /// A snapshot restore is about to rewrite the store's history.
+    pub fn begin_restore(&self) {
+        let mut inner = self.inner.lock();
+        if inner.generation % 2 == 0 {
+            inner.generation += 1;
+        }
+    }
+
     /// The store was replaced by a snapshot at revision `rev`: every watcher catches up from
     /// the new store (or learns its revision was compacted away).
     pub fn reset(self: &Arc<Self>, rev: i64) {
         let keys: Vec<WatcherKey> = {
             let mut inner = self.inner.lock();
+            if inner.generation % 2 == 1 {
+                inner.generation += 1;
+            }
             inner.rev = rev;
             inner
                 .watchers
@@ -270,9 +285,10 @@ impl WatchHub {
     /// Replays history to an unsynced watcher until it reaches the published revision.
     async fn catch_up(self: Arc<Self>, key: WatcherKey) {
         loop {
-            let (spec, tx, next_rev, target) = {
+            let (spec, tx, next_rev, target, generation) = {
                 let mut inner = self.inner.lock();
                 let target = inner.rev;
+                let generation = inner.generation;
                 let Some(w) = inner.watchers.get_mut(&key) else {
                     return;
                 };
@@ -280,8 +296,13 @@ impl WatchHub {
                     w.synced = true;
                     return;
                 }
-                (w.spec.clone(), w.tx.clone(), w.next_rev, target)
+                (w.spec.clone(), w.tx.clone(), w.next_rev, target, generation)
             };
+            if generation % 2 == 1 {
+                // A restore is rewriting the history: wait for it to finish.
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                continue;
+            }
             let store = self.store.clone();
             let filter = spec.clone();
             let read = tokio::task::spawn_blocking(move || {
@@ -290,6 +311,10 @@ impl WatchHub {
                 })
             })
             .await;
+            if self.inner.lock().generation != generation {
+                // The read overlapped a restore: read again from the new history.
+                continue;
+            }
             let (batches, last) = match read {
                 Ok(Ok(r)) => r,
                 Ok(Err(Error::Compacted)) => {
