@@ -253,7 +253,7 @@ impl WatchHub {
     /// A snapshot restore is about to rewrite the store's history.
     pub fn begin_restore(&self) {
         let mut inner = self.inner.lock();
-        if inner.generation % 2 == 0 {
+        if inner.generation & 1 == 0 {
             inner.generation += 1;
         }
     }
@@ -263,7 +263,7 @@ impl WatchHub {
     pub fn reset(self: &Arc<Self>, rev: i64) {
         let keys: Vec<WatcherKey> = {
             let mut inner = self.inner.lock();
-            if inner.generation % 2 == 1 {
+            if inner.generation & 1 == 1 {
                 inner.generation += 1;
             }
             inner.rev = rev;
@@ -298,7 +298,7 @@ impl WatchHub {
                 }
                 (w.spec.clone(), w.tx.clone(), w.next_rev, target, generation)
             };
-            if generation % 2 == 1 {
+            if generation & 1 == 1 {
                 // A restore is rewriting the history: wait for it to finish.
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 continue;
