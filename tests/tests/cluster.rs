@@ -658,3 +658,52 @@ async fn leases_kept_alive_through_a_follower_survive_a_leader_kill() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_members_survive_losing_two_including_the_leader() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = Cluster::start(dir.path(), 5, &[]);
+    let mut client = connect(&c.endpoints(), Some(Duration::from_secs(10))).await;
+    for i in 0..50 {
+        client
+            .put(format!("f/{i:03}"), "v", None)
+            .await
+            .expect("put on five members");
+    }
+    drop(client);
+    let leader = c.wait_leader();
+    let other = (leader + 1) % 5;
+    c.members[leader].kill9();
+    c.members[other].kill9();
+    let alive: Vec<String> = (0..5)
+        .filter(|i| *i != leader && *i != other)
+        .map(|i| c.members[i].endpoint())
+        .collect();
+    let mut client = connect(&alive.join(","), Some(Duration::from_secs(10))).await;
+    let start = Instant::now();
+    loop {
+        if client.put("f/after", "v", None).await.is_ok() {
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "three of five members did not serve writes\n{}",
+            c.logs()
+        );
+    }
+    let got = client
+        .get("f/", Some(GetOptions::new().with_prefix()))
+        .await
+        .expect("linearizable get with two members down");
+    assert_eq!(got.kvs().len(), 51);
+    // Bring them back: they catch up.
+    c.members[leader].start();
+    c.members[other].start();
+    c.wait_healthy();
+    let all: Vec<String> = c.members.iter().map(|m| m.endpoint()).collect();
+    wait_converged(&all).await;
+    for ep in &all {
+        assert_eq!(local_keys(ep, "f/").await.len(), 51, "member {ep}");
+    }
+}
