@@ -39,6 +39,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 const SNAPSHOT_DEADLINE: Duration = Duration::from_secs(600);
 /// Chunk size of a streamed snapshot.
 const SNAPSHOT_CHUNK: usize = 1 << 20;
+/// HTTP/2 flow-control window of peer streams (and twice that per connection).
+pub const PEER_WINDOW: u32 = 8 << 20;
 /// Largest gRPC message on peer links (a batch of appends can be large).
 pub const MAX_PEER_MESSAGE: usize = 64 << 20;
 
@@ -149,6 +151,9 @@ pub fn endpoint(url: &str, tls: Option<&ClientTlsConfig>) -> Result<Endpoint> {
         .map_err(|e| Error::InvalidArgument(format!("bad peer URL {url:?}: {e}")))?
         .connect_timeout(Duration::from_secs(1))
         .tcp_nodelay(true)
+        // HTTP/2's default 64 KiB windows would make a burst of appends wait for window updates.
+        .initial_stream_window_size(Some(PEER_WINDOW))
+        .initial_connection_window_size(Some(PEER_WINDOW * 2))
         .http2_keep_alive_interval(Duration::from_secs(1))
         .keep_alive_timeout(Duration::from_secs(3))
         .keep_alive_while_idle(true);

@@ -32,7 +32,7 @@ use crate::apply::Response as Applied;
 use crate::config::{parse_url, StoreConfig};
 use crate::error::{Error, Result};
 use crate::member::{same_urls, JoinInfo, Member};
-use crate::raft::transport::{endpoint, MAX_PEER_MESSAGE};
+use crate::raft::transport::{endpoint, MAX_PEER_MESSAGE, PEER_WINDOW};
 use strata_proto::peer::{peer_client::PeerClient, peer_server::PeerServer, MembersRequest};
 
 /// A response the applier produces, whose header the member completes.
@@ -297,6 +297,8 @@ pub async fn run(cfg: StoreConfig, shutdown: impl Future<Output = ()>) -> Result
             .tcp_nodelay(true);
         if kind == Listener::Peer {
             builder = builder
+                .initial_stream_window_size(Some(PEER_WINDOW))
+                .initial_connection_window_size(Some(PEER_WINDOW * 2))
                 .http2_keepalive_interval(Some(std::time::Duration::from_secs(1)))
                 .http2_keepalive_timeout(Some(std::time::Duration::from_secs(3)));
         }
