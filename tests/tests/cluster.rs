@@ -707,3 +707,80 @@ async fn five_members_survive_losing_two_including_the_leader() {
         assert_eq!(local_keys(ep, "f/").await.len(), 51, "member {ep}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_on_a_member_restored_from_a_snapshot_misses_nothing() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = Cluster::start(
+        dir.path(),
+        3,
+        &[
+            "--snapshot-count",
+            "100",
+            "--experimental-snapshot-catchup-entries",
+            "20",
+        ],
+    );
+    let leader = c.wait_leader();
+    let lagging = (leader + 1) % 3;
+    let l_ep = c.members[lagging].endpoint();
+    let majority: Vec<String> = (0..3)
+        .filter(|i| *i != lagging)
+        .map(|i| c.members[i].endpoint())
+        .collect();
+
+    // A watcher on the member that will fall behind, from before it does.
+    let mut watcher = connect(&l_ep, None).await;
+    let (_w, mut events) = watcher
+        .watch("r/", Some(WatchOptions::new().with_prefix()))
+        .await
+        .expect("watch");
+
+    c.members[lagging].proxy.cut();
+    let mut client = connect(&majority.join(","), Some(Duration::from_secs(10))).await;
+    for i in 0..300 {
+        client
+            .put(format!("r/{i:04}"), "v", None)
+            .await
+            .expect("put on the majority");
+    }
+    c.members[lagging].proxy.heal();
+
+    // The watcher sees every put, in order, once.
+    let mut seen = Vec::new();
+    let got_all = tokio::time::timeout(DEADLINE, async {
+        while seen.len() < 300 {
+            let resp = events
+                .message()
+                .await
+                .expect("watch stream")
+                .expect("watch stream open");
+            assert!(
+                !resp.canceled(),
+                "watch cancelled: {}",
+                resp.cancel_reason()
+            );
+            for ev in resp.events() {
+                let kv = ev.kv().expect("event kv");
+                seen.push(kv.key_str().expect("utf8").to_string());
+            }
+        }
+    })
+    .await;
+    assert!(
+        got_all.is_ok(),
+        "watcher got {} of 300 events\n{}",
+        seen.len(),
+        c.logs()
+    );
+    let want: Vec<String> = (0..300).map(|i| format!("r/{i:04}")).collect();
+    assert_eq!(seen, want, "events in order, none missing or repeated");
+    assert!(
+        c.members[lagging]
+            .log_text()
+            .contains("installing a snapshot from the leader"),
+        "the lagging member must have caught up by snapshot:\n{}",
+        c.members[lagging].log_text()
+    );
+}

@@ -535,16 +535,13 @@ impl StateMachine for Applier {
         let dir = self.snap_dir.join(&name);
         let index = snapshot.get_metadata().index;
         self.hub.begin_restore();
-        let copied = copy_state(
-            self.engine.as_ref(),
-            &dir,
-            snapshot.get_metadata(),
-            log_reset,
-        );
+        let (engine, meta) = (self.engine.clone(), snapshot.get_metadata());
+        let copied = self
+            .mvcc
+            .replace_with(|| copy_state(engine.as_ref(), &dir, meta, log_reset));
         let _ = std::fs::remove_dir_all(&dir);
         remove_unused_received(&self.snap_dir);
         self.applied = copied?;
-        self.mvcc.reload()?;
         self.lessor.reload(self.engine.as_ref())?;
         attach_lease_keys(&self.mvcc, &self.lessor);
         self.alarms.reload(self.engine.as_ref())?;

@@ -59,12 +59,20 @@ impl MvccStore {
     /// Rebuilds everything from the engine (after a snapshot replaced its contents). Only the
     /// applier calls this, on its own thread, so no apply round is in progress.
     pub fn reload(&self) -> Result<()> {
-        let (index, current, compacted) = Self::load(self.engine.as_ref())?;
+        self.replace_with(|| Ok(())).map(|_| ())
+    }
+
+    /// Runs `rewrite` (which replaces the engine's history, e.g. a snapshot restore) with the
+    /// key index locked, then rebuilds the index: readers wait rather than see a half-written
+    /// history.
+    pub fn replace_with<T>(&self, rewrite: impl FnOnce() -> Result<T>) -> Result<T> {
         let mut ix = self.index.write();
+        let out = rewrite()?;
+        let (index, current, compacted) = Self::load(self.engine.as_ref())?;
         *ix = index;
         self.compacted.store(compacted, Ordering::Release);
         self.current.store(current, Ordering::Release);
-        Ok(())
+        Ok(out)
     }
 
     fn load(engine: &dyn Engine) -> Result<(KeyIndex, i64, i64)> {
