@@ -161,32 +161,12 @@ impl StoreProc {
 
     /// kill -9, then wait for the process to be gone.
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill9(&mut self.child);
     }
 
     /// SIGTERM and wait for a clean exit; returns whether it exited successfully.
     pub fn terminate(&mut self) -> bool {
-        let Some(mut c) = self.child.take() else {
-            return true;
-        };
-        let pid = c.id() as i32;
-        // SAFETY-free: use the kill command rather than libc to send SIGTERM.
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
-        let start = Instant::now();
-        while start.elapsed() < DEADLINE {
-            if let Ok(Some(status)) = c.try_wait() {
-                return status.success();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = c.kill();
-        let _ = c.wait();
-        false
+        terminate(&mut self.child)
     }
 
     /// Starts the member again on the same port and data directory.
@@ -199,6 +179,51 @@ impl StoreProc {
 impl Drop for StoreProc {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// kill -9 the child (if any) and reap it.
+fn kill9(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+/// Sends SIGTERM (with the kill command rather than libc, so no unsafe code).
+fn sigterm(c: &Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &c.id().to_string()])
+        .status();
+}
+
+/// Waits up to the deadline for the child to exit; its status (the child is gone then).
+fn wait_exit(child: &mut Option<Child>) -> Option<std::process::ExitStatus> {
+    let c = child.as_mut()?;
+    let start = Instant::now();
+    while start.elapsed() < DEADLINE {
+        if let Ok(Some(status)) = c.try_wait() {
+            *child = None;
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// SIGTERM, then wait for the exit (kill -9 after the deadline); whether it exited successfully.
+/// No child counts as a clean exit.
+fn terminate(child: &mut Option<Child>) -> bool {
+    let Some(c) = child.as_ref() else {
+        return true;
+    };
+    sigterm(c);
+    match wait_exit(child) {
+        Some(status) => status.success(),
+        None => {
+            kill9(child);
+            false
+        }
     }
 }
 
@@ -423,53 +448,24 @@ impl ClusterMember {
     }
 
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill9(&mut self.child);
     }
 
     /// SIGTERM and wait for the exit; returns whether it exited successfully.
     pub fn terminate(&mut self) -> bool {
-        let Some(mut c) = self.child.take() else {
-            return true;
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status();
-        let start = Instant::now();
-        while start.elapsed() < DEADLINE {
-            if let Ok(Some(status)) = c.try_wait() {
-                return status.success();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = c.kill();
-        let _ = c.wait();
-        false
+        terminate(&mut self.child)
     }
 
     /// Sends SIGTERM without waiting (see `wait_exit`).
     pub fn sigterm(&mut self) {
         if let Some(c) = self.child.as_ref() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
+            sigterm(c);
         }
     }
 
     /// Waits for the process to exit on its own; its exit status.
     pub fn wait_exit(&mut self) -> Option<std::process::ExitStatus> {
-        let c = self.child.as_mut()?;
-        let start = Instant::now();
-        while start.elapsed() < DEADLINE {
-            if let Ok(Some(status)) = c.try_wait() {
-                self.child = None;
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        wait_exit(&mut self.child)
     }
 
     pub fn log_text(&self) -> String {
@@ -575,6 +571,14 @@ impl Cluster {
             .map(|m| m.endpoint())
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// Client endpoints of every member but those in `skip`.
+    pub fn endpoints_except(&self, skip: &[usize]) -> Vec<String> {
+        (0..self.members.len())
+            .filter(|i| !skip.contains(i))
+            .map(|i| self.members[i].endpoint())
+            .collect()
     }
 
     pub fn wait_healthy(&self) {

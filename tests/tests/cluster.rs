@@ -17,6 +17,14 @@ use strata_tests::{etcdctl, require_tool, wait_until, Cluster, DEADLINE};
 /// Held by each test for its whole run (a test that panics releases it on unwinding).
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Flags that compact the log after 100 entries keeping 20, so a lagging member needs a snapshot.
+const SNAPSHOT_OFTEN: [&str; 4] = [
+    "--snapshot-count",
+    "100",
+    "--experimental-snapshot-catchup-entries",
+    "20",
+];
+
 /// Election timeout the tests run with (the default).
 const ELECTION: Duration = Duration::from_millis(1000);
 
@@ -29,6 +37,15 @@ async fn connect(endpoint: &str, timeout: Option<Duration>) -> Client {
     Client::connect(endpoints, Some(opts))
         .await
         .expect("connect")
+}
+
+/// Waits until the member at `endpoint` holds exactly `n` keys under `prefix` locally.
+async fn wait_local_keys(c: &Cluster, endpoint: &str, prefix: &str, n: usize, what: &str) {
+    let start = Instant::now();
+    while local_keys(endpoint, prefix).await.len() != n {
+        assert!(start.elapsed() < DEADLINE, "{what}\n{}", c.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Keys under `prefix` as a member sees them locally (serializable read).
@@ -109,10 +126,7 @@ async fn kill9_leader_while_writing_loses_no_acknowledged_write() {
     c.members[leader].kill9();
 
     // Probe the survivors with short-deadline writes until one is acknowledged.
-    let survivors: Vec<String> = (0..3)
-        .filter(|i| *i != leader)
-        .map(|i| endpoints[i].clone())
-        .collect();
+    let survivors = c.endpoints_except(&[leader]);
     let mut probes = Vec::new();
     for ep in &survivors {
         probes.push(connect(ep, Some(Duration::from_millis(200))).await);
@@ -208,22 +222,10 @@ async fn stopping_and_restarting_every_member_keeps_the_data() {
 async fn wiped_member_removed_and_re_added_catches_up_by_snapshot() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut c = Cluster::start(
-        dir.path(),
-        3,
-        &[
-            "--snapshot-count",
-            "100",
-            "--experimental-snapshot-catchup-entries",
-            "20",
-        ],
-    );
+    let mut c = Cluster::start(dir.path(), 3, &SNAPSHOT_OFTEN);
     let leader = c.wait_leader();
     let victim = (leader + 1) % 3;
-    let others: Vec<String> = (0..3)
-        .filter(|i| *i != victim)
-        .map(|i| c.members[i].endpoint())
-        .collect();
+    let others = c.endpoints_except(&[victim]);
     let mut client = connect(&others.join(","), Some(Duration::from_secs(10))).await;
     for i in 0..400 {
         client
@@ -263,18 +265,7 @@ async fn wiped_member_removed_and_re_added_catches_up_by_snapshot() {
     c.members[j].start();
     c.wait_healthy();
     let ep = c.members[j].endpoint();
-    let start = Instant::now();
-    loop {
-        if local_keys(&ep, "s/").await.len() == 450 {
-            break;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "re-added member did not catch up\n{}",
-            c.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_local_keys(&c, &ep, "s/", 450, "re-added member did not catch up").await;
     let log = c.members[j].log_text();
     assert!(
         log.contains("installing a snapshot from the leader"),
@@ -293,10 +284,7 @@ async fn a_minority_partition_cannot_acknowledge_writes_or_linearizable_reads() 
     let leader = c.wait_leader();
     let minority = (leader + 1) % 3;
     let m_ep = c.members[minority].endpoint();
-    let majority: Vec<String> = (0..3)
-        .filter(|i| *i != minority)
-        .map(|i| c.members[i].endpoint())
-        .collect();
+    let majority = c.endpoints_except(&[minority]);
     let mut majority_client = connect(&majority.join(","), Some(Duration::from_secs(10))).await;
     majority_client
         .put("before", "1", None)
@@ -376,19 +364,8 @@ async fn a_minority_partition_cannot_acknowledge_writes_or_linearizable_reads() 
         .expect("the majority acknowledges writes during the partition");
 
     c.members[minority].proxy.heal();
-    let start = Instant::now();
-    loop {
-        let keys = local_keys(&m_ep, "during-majority").await;
-        if keys.len() == 1 {
-            break;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "the healed member did not catch up\n{}",
-            c.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let caught_up = "the healed member did not catch up";
+    wait_local_keys(&c, &m_ep, "during-majority", 1, caught_up).await;
     m_client
         .put("after", "z", None)
         .await
@@ -420,11 +397,7 @@ async fn isolated_leader_steps_down_and_the_majority_elects_another() {
     });
     c.members[old].proxy.heal();
     let ep = c.members[old].endpoint();
-    let start = Instant::now();
-    while local_keys(&ep, "k").await.len() != 1 {
-        assert!(start.elapsed() < DEADLINE, "old leader did not catch up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_local_keys(&c, &ep, "k", 1, "old leader did not catch up").await;
     assert_eq!(c.leader(), Some(new), "one leader after healing");
 }
 
@@ -565,10 +538,7 @@ async fn etcdctl_member_commands_move_leader_and_hand_over_on_shutdown() {
         "a removed member stops\n{}",
         c.members[leader].log_text()
     );
-    let rest: Vec<String> = (0..c.members.len())
-        .filter(|i| *i != leader)
-        .map(|i| c.members[i].endpoint())
-        .collect();
+    let rest = c.endpoints_except(&[leader]);
     let (ok, out) = etcdctl(&rest.join(","), &["put", "after-remove", "1"], None);
     assert!(ok, "put after removing the leader: {out}");
     let (_, out) = etcdctl(&rest.join(","), &["member", "list"], None);
@@ -676,10 +646,7 @@ async fn five_members_survive_losing_two_including_the_leader() {
     let other = (leader + 1) % 5;
     c.members[leader].kill9();
     c.members[other].kill9();
-    let alive: Vec<String> = (0..5)
-        .filter(|i| *i != leader && *i != other)
-        .map(|i| c.members[i].endpoint())
-        .collect();
+    let alive = c.endpoints_except(&[leader, other]);
     let mut client = connect(&alive.join(","), Some(Duration::from_secs(10))).await;
     let start = Instant::now();
     loop {
@@ -712,23 +679,11 @@ async fn five_members_survive_losing_two_including_the_leader() {
 async fn a_watcher_on_a_member_restored_from_a_snapshot_misses_nothing() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let c = Cluster::start(
-        dir.path(),
-        3,
-        &[
-            "--snapshot-count",
-            "100",
-            "--experimental-snapshot-catchup-entries",
-            "20",
-        ],
-    );
+    let c = Cluster::start(dir.path(), 3, &SNAPSHOT_OFTEN);
     let leader = c.wait_leader();
     let lagging = (leader + 1) % 3;
     let l_ep = c.members[lagging].endpoint();
-    let majority: Vec<String> = (0..3)
-        .filter(|i| *i != lagging)
-        .map(|i| c.members[i].endpoint())
-        .collect();
+    let majority = c.endpoints_except(&[lagging]);
 
     // A watcher on the member that will fall behind, from before it does.
     let mut watcher = connect(&l_ep, None).await;

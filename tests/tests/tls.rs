@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use strata_tests::{require_tool, strata_bin, wait_until, Cluster};
+use strata_tests::{free_port, require_tool, strata_bin, wait_until, Cluster};
 
 struct Kill(Child);
 
@@ -86,14 +86,6 @@ fn make_certs(dir: &Path) {
             "ext.cnf",
         ],
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 fn etcdctl(dir: &Path, port: u16, extra: &[&str], args: &[&str]) -> (bool, String) {
