@@ -129,20 +129,24 @@ impl Member {
             ));
         }
         let (new_cluster_id, new_members) = initial_table(&cfg)?;
-        // A member that was not added yet must not leave a data directory behind (the next start
-        // would take it for a restart).
-        if let Some(join) = &join {
-            if !join
-                .members
-                .iter()
-                .any(|m| same_urls(&m.peer_urls, &cfg.initial_advertise_peer_urls))
-            {
-                return Err(Error::InvalidArgument(format!(
-                    "this member's peer URLs {:?} are not in the cluster; add it first (etcdctl member add {} --peer-urls=...)",
-                    cfg.initial_advertise_peer_urls, cfg.name
-                )));
-            }
-        }
+        // This member's id in the cluster it joins, found before anything is written: a member
+        // that was not added yet must not leave a data directory behind (the next start would
+        // take it for a restart).
+        let joined_as = match &join {
+            Some(join) => Some(
+                join.members
+                    .iter()
+                    .find(|m| same_urls(&m.peer_urls, &cfg.initial_advertise_peer_urls))
+                    .map(|m| m.id)
+                    .ok_or_else(|| {
+                        Error::InvalidArgument(format!(
+                            "this member's peer URLs {:?} are not in the cluster; add it first (etcdctl member add {} --peer-urls=...)",
+                            cfg.initial_advertise_peer_urls, cfg.name
+                        ))
+                    })?,
+            ),
+            None => None,
+        };
         std::fs::create_dir_all(&cfg.data_dir).map_err(Error::storage)?;
         let engine: Arc<dyn Engine> = Arc::new(RocksEngine::open(&cfg.data_dir.join("db"))?);
         let snap_dir = cfg.data_dir.join("snap");
@@ -159,27 +163,16 @@ impl Member {
         let id = match membership::local_id(engine.as_ref())? {
             Some(id) => id,
             None if cfg.initial_cluster_state == "existing" => {
-                let join = join.ok_or_else(|| {
-                    Error::InvalidArgument(
+                let (Some(join), Some(id)) = (join, joined_as) else {
+                    return Err(Error::InvalidArgument(
                         "--initial-cluster-state existing: no member of --initial-cluster answered"
                             .into(),
-                    )
-                })?;
-                let me = join
-                    .members
-                    .iter()
-                    .find(|m| same_urls(&m.peer_urls, &cfg.initial_advertise_peer_urls))
-                    .ok_or_else(|| {
-                        Error::InvalidArgument(format!(
-                            "this member's peer URLs {:?} are not in the cluster; add it first (etcdctl member add {} --peer-urls=...)",
-                            cfg.initial_advertise_peer_urls, cfg.name
-                        ))
-                    })?;
-                let id = me.id;
+                    ));
+                };
                 members.bootstrap(
                     engine.as_ref(),
                     join.cluster_id,
-                    join.members.clone(),
+                    join.members,
                     &join.removed,
                     id,
                 )?;
@@ -360,18 +353,10 @@ impl Member {
         cc.set_change_type(change_type);
         cc.node_id = member.id;
         cc.context = ctx.encode_to_vec().into();
-        let rx = self.waiters.register(request_id);
-        let result = async {
-            self.raft.propose_conf_change(cc).await?;
-            match tokio::time::timeout(self.request_timeout, rx).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(_)) => Err(Error::Stopped),
-                Err(_) => Err(self.raft.unavailable()),
-            }
-        }
-        .await;
-        self.waiters.cancel(request_id);
-        match result? {
+        let applied = self
+            .await_applied(request_id, self.raft.propose_conf_change(cc))
+            .await;
+        match applied? {
             Response::Members(m) => Ok(m),
             other => Err(Error::corrupt(format!(
                 "unexpected applied result {other:?}"
@@ -401,8 +386,19 @@ impl Member {
     async fn forward_renew(&self, id: i64, deadline: tokio::time::Instant) -> Result<i64> {
         let mut client = self.leader_client()?;
         let req = strata_proto::etcdserverpb::LeaseKeepAliveRequest { id };
-        match tokio::time::timeout_at(deadline, client.lease_renew(req)).await {
-            Ok(Ok(r)) => Ok(r.into_inner().ttl),
+        self.leader_answer(deadline, client.lease_renew(req))
+            .await
+            .map(|r| r.ttl)
+    }
+
+    /// The leader's answer to a forwarded call, by `deadline`, with its errors mapped back.
+    async fn leader_answer<T>(
+        &self,
+        deadline: tokio::time::Instant,
+        call: impl std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T> {
+        match tokio::time::timeout_at(deadline, call).await {
+            Ok(Ok(r)) => Ok(r.into_inner()),
             Ok(Err(s)) => Err(crate::server::status::from_status(&s)),
             Err(_) => Err(self.raft.unavailable()),
         }
@@ -416,13 +412,10 @@ impl Member {
         use strata_proto::etcdserverpb::LeaseTimeToLiveResponse;
         if !self.raft.is_leader() {
             let mut client = self.leader_client()?;
-            return match tokio::time::timeout(self.request_timeout, client.lease_time_to_live(req))
-                .await
-            {
-                Ok(Ok(r)) => Ok(r.into_inner()),
-                Ok(Err(s)) => Err(crate::server::status::from_status(&s)),
-                Err(_) => Err(self.raft.unavailable()),
-            };
+            let deadline = tokio::time::Instant::now() + self.request_timeout;
+            return self
+                .leader_answer(deadline, client.lease_time_to_live(req))
+                .await;
         }
         self.linearizable_barrier().await?;
         let header = Some(self.header(self.mvcc.current_revision()));
@@ -530,9 +523,19 @@ impl Member {
         if data.len() > self.cfg.max_request_bytes + 1024 {
             return Err(Error::RequestTooLarge);
         }
+        self.await_applied(id, self.raft.propose(data)).await
+    }
+
+    /// Waits for the applied result of request `id`, which `proposed` (not yet polled) hands to
+    /// Raft: the waiter is registered first, so an entry applied at once is not missed.
+    async fn await_applied(
+        &self,
+        id: u64,
+        proposed: impl std::future::Future<Output = Result<()>>,
+    ) -> Result<Response> {
         let rx = self.waiters.register(id);
         let result = async {
-            self.raft.propose(data).await?;
+            proposed.await?;
             match tokio::time::timeout(self.request_timeout, rx).await {
                 Ok(Ok(r)) => r,
                 Ok(Err(_)) => Err(Error::Stopped),

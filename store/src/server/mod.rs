@@ -119,10 +119,9 @@ fn server_tls(
     require_client_cert: bool,
 ) -> Result<ServerTlsConfig> {
     if cert.is_empty() || key.is_empty() {
+        let flag = if what == "peer" { "--peer-" } else { "--" };
         return Err(Error::InvalidArgument(format!(
-            "https {what} URLs need --{}cert-file and --{}key-file",
-            if what == "peer" { "peer-" } else { "" },
-            if what == "peer" { "peer-" } else { "" },
+            "https {what} URLs need {flag}cert-file and {flag}key-file"
         )));
     }
     let mut tls =
