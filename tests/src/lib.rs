@@ -280,13 +280,46 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
-/// A port that was free a moment ago (bind to port 0, read it, close). Used where a port must
-/// be known before the process starts (peer URLs in --initial-cluster).
+/// A loopback port that is free now and that nothing else on this machine will be handed by
+/// the kernel before the child binds it. Used where a port must be known before the process
+/// starts (peer URLs in --initial-cluster).
+///
+/// Binding port 0 is not enough: the kernel hands out the same ephemeral range for outgoing
+/// connections, so a member dialling its peers can take a port chosen that way before the
+/// member it was chosen for binds it ("Address already in use"). Ports are therefore taken from
+/// below the ephemeral range (`ip_local_port_range`), walked from a per-process offset so that
+/// concurrent test processes start far apart, never repeated within a process, and checked by
+/// binding them.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind a free loopback port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u32>().ok())
+        })
+        .unwrap_or(32768);
+    let (low, high) = if ephemeral_low > 12_000 {
+        (10_000, ephemeral_low)
+    } else {
+        // An unusual range leaves no room below it: fall back to the kernel's choice.
+        return std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("bind a free loopback port");
+    };
+    let span = high - low;
+    let offset = (std::process::id().wrapping_mul(7919)) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (low + (offset + n) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port below the ephemeral range {low}..{high}");
 }
 
 /// A TCP proxy in front of a member's peer listener that can cut the link: while cut, existing
