@@ -23,8 +23,77 @@ struct Cli {
 enum Command {
     /// Run a store member: Raft-replicated MVCC key-value store speaking the etcd v3 gRPC API.
     Store(Box<strata_store::StoreConfig>),
+    /// Run the Kubernetes-compatible apiserver over a store (or any etcd v3 endpoint).
+    Apiserver(Box<strata_apiserver::ApiserverConfig>),
+    /// Mint a bearer token (JWT) for a user and groups, or a service account.
+    Token(TokenArgs),
     /// Load tool speaking the etcd v3 API (etcd benchmark style).
     Bench(strata_bench::BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// Private key (PEM: RSA signs RS256, EC P-256 signs ES256); the apiserver's
+    /// --service-account-key-file must hold it or its public key.
+    #[arg(long)]
+    key_file: std::path::PathBuf,
+    /// The token's issuer (the apiserver's --service-account-issuer).
+    #[arg(long, default_value = "https://strata.local")]
+    issuer: String,
+    /// Audiences (comma separated); defaults to the issuer.
+    #[arg(long, value_delimiter = ',')]
+    audience: Vec<String>,
+    /// User name (sub).
+    #[arg(long, conflicts_with = "service_account")]
+    user: Option<String>,
+    /// Group, repeatable (e.g. system:masters for an administrator).
+    #[arg(long = "group")]
+    groups: Vec<String>,
+    /// Service account as NAMESPACE:NAME.
+    #[arg(long)]
+    service_account: Option<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 86400)]
+    ttl: u64,
+}
+
+fn mint_token(args: TokenArgs) -> Result<(), String> {
+    use strata_apiserver::auth::{mint, Subject, TokenRequest};
+    let key = std::fs::read(&args.key_file)
+        .map_err(|e| format!("--key-file {}: {e}", args.key_file.display()))?;
+    let subject = match (args.user, args.service_account) {
+        (Some(name), None) => Subject::User {
+            name,
+            groups: args.groups,
+        },
+        (None, Some(sa)) => {
+            let (namespace, name) = sa
+                .split_once(':')
+                .ok_or("--service-account takes NAMESPACE:NAME")?;
+            Subject::ServiceAccount {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                uid: None,
+            }
+        }
+        _ => return Err("give --user (with --group ...) or --service-account".into()),
+    };
+    let audiences = if args.audience.is_empty() {
+        vec![args.issuer.clone()]
+    } else {
+        args.audience
+    };
+    let token = mint(
+        &key,
+        &TokenRequest {
+            subject,
+            issuer: args.issuer,
+            audiences,
+            ttl: std::time::Duration::from_secs(args.ttl),
+        },
+    )?;
+    println!("{token}");
+    Ok(())
 }
 
 /// Completes on Ctrl-C or SIGTERM.
@@ -77,6 +146,8 @@ fn main() -> std::process::ExitCode {
             Command::Store(cfg) => strata_store::run(*cfg, shutdown_signal())
                 .await
                 .map_err(|e| e.to_string()),
+            Command::Apiserver(cfg) => strata_apiserver::run(*cfg, shutdown_signal()).await,
+            Command::Token(args) => mint_token(args),
             Command::Bench(args) => strata_bench::run(args).await,
         }
     });

@@ -1,6 +1,8 @@
 //! Helpers for the cross-process tests: start the real `strata` binary in a temporary directory,
 //! find the port it bound, wait for it to be healthy, and always clean it up.
 
+pub mod kube;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -701,5 +703,97 @@ impl Cluster {
             }
         }
         out
+    }
+}
+
+/// Waits until the async `cond` holds, polling, or panics with `what` after the deadline.
+pub async fn wait_until_async<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < DEADLINE {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// A one-member Debian etcd (the reference implementation) on free loopback ports.
+pub struct EtcdProc {
+    pub port: u16,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl EtcdProc {
+    pub fn start(dir: &Path) -> EtcdProc {
+        std::fs::create_dir_all(dir).expect("etcd dir");
+        let port = free_port();
+        let peer = free_port();
+        let client = format!("http://127.0.0.1:{port}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let log = dir.join("etcd.log");
+        let logf = std::fs::File::create(&log).expect("etcd log");
+        let child = Command::new("etcd")
+            .args(["--name", "e1", "--data-dir"])
+            .arg(dir.join("data"))
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+            ])
+            .args(["--initial-cluster", &format!("e1={peer_url}")])
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("start etcd");
+        let mut p = EtcdProc {
+            port,
+            child: Some(child),
+            log,
+        };
+        let start = Instant::now();
+        loop {
+            if let Some((200, body)) = http_get(port, "/health") {
+                if body.contains("true") {
+                    break;
+                }
+            }
+            if let Some(Ok(Some(status))) = p.child.as_mut().map(|c| c.try_wait()) {
+                panic!(
+                    "etcd exited with {status}: {}",
+                    std::fs::read_to_string(&p.log).unwrap_or_default()
+                );
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "etcd not healthy: {}",
+                std::fs::read_to_string(&p.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        p.port = port;
+        p
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for EtcdProc {
+    fn drop(&mut self) {
+        kill9(&mut self.child);
     }
 }

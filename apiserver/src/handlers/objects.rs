@@ -1,0 +1,1134 @@
+//! Single-object verbs: get, create, update (main, status, finalize, scale), patch, delete,
+//! deletecollection and pods/binding. Every write is a Txn guarded by the key's mod_revision.
+
+use std::collections::HashMap;
+
+use axum::response::Response;
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::{json, Map, Value};
+
+use super::{bytes_response, json_response, Api};
+use crate::auth::UserInfo;
+use crate::cache::{set_resource_version, Obj};
+use crate::registry::Resource;
+use crate::status::{self, ApiError, ApiResult};
+use crate::storage::{StoreError, Written};
+use crate::validation::{self, AdmitError};
+
+/// One request's context.
+pub struct Ctx<'a> {
+    pub api: &'a Api,
+    pub res: &'static Resource,
+    pub namespace: &'a str,
+    pub query: &'a HashMap<String, String>,
+    #[allow(dead_code)]
+    pub user: &'a UserInfo,
+}
+
+impl Ctx<'_> {
+    fn key(&self, name: &str) -> String {
+        self.res.key(self.namespace, name)
+    }
+}
+
+/// Maps a store failure to the Status clients see.
+pub fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Unavailable(m) => ApiError::timeout(format!(
+            "The store did not answer in time (the apiserver will retry when it is reachable): {m}"
+        )),
+        StoreError::Compacted => {
+            ApiError::expired("The resourceVersion for the provided list is too old.")
+        }
+        StoreError::FutureRevision => ApiError::timeout("Too large resource version"),
+        StoreError::Other(m) => ApiError::internal(m),
+    }
+}
+
+/// Now, as Kubernetes writes times (RFC 3339, seconds, UTC).
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn later(seconds: i64) -> String {
+    let t = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(seconds))
+        .unwrap_or_else(|_| jiff::Timestamp::now());
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn meta_mut(v: &mut Value) -> &mut Map<String, Value> {
+    if !v.get("metadata").is_some_and(Value::is_object) {
+        v["metadata"] = json!({});
+    }
+    match v.get_mut("metadata") {
+        Some(Value::Object(m)) => m,
+        _ => unreachable!("metadata was just made an object"),
+    }
+}
+
+fn meta_str<'v>(v: &'v Value, field: &str) -> &'v str {
+    v.get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+fn finalizers(v: &Value) -> Vec<String> {
+    v.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether anything still holds the object back from deletion.
+fn has_finalizers(res: &Resource, v: &Value) -> bool {
+    !finalizers(v).is_empty()
+        || (res.kind == "Namespace"
+            && v.pointer("/spec/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty()))
+}
+
+/// The stored form: the object without its resourceVersion (the key's mod_revision is).
+fn encode_for_store(v: &Value) -> ApiResult<Bytes> {
+    let mut v = v.clone();
+    meta_mut(&mut v).remove("resourceVersion");
+    serde_json::to_vec(&v)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+fn stamped(mut v: Value, rv: i64) -> Value {
+    set_resource_version(&mut v, rv);
+    v
+}
+
+fn respond(code: StatusCode, v: &Value) -> Response {
+    json_response(code, v)
+}
+
+/// `dryRun=All` from the query string or DeleteOptions.
+fn dry_run(ctx: &Ctx<'_>, options: Option<&Value>) -> ApiResult<bool> {
+    let mut values: Vec<String> = Vec::new();
+    if let Some(v) = ctx.query.get("dryRun") {
+        values.push(v.clone());
+    }
+    if let Some(arr) = options
+        .and_then(|o| o.get("dryRun"))
+        .and_then(Value::as_array)
+    {
+        values.extend(arr.iter().filter_map(|v| v.as_str().map(str::to_string)));
+    }
+    for v in &values {
+        if v != "All" {
+            return Err(ApiError::bad_request(format!(
+                "Invalid dryRun value: \"{v}\": supported values: \"All\""
+            )));
+        }
+    }
+    Ok(!values.is_empty())
+}
+
+fn admit(res: &Resource, name: &str, obj: Value) -> ApiResult<Value> {
+    match validation::admit(res.kind, obj, res.namespaced) {
+        Ok(v) => Ok(v),
+        Err(AdmitError::BadRequest(m)) => Err(ApiError::bad_request(m)),
+        Err(AdmitError::Invalid(causes)) => Err(ApiError::invalid(res, name, &causes)),
+    }
+}
+
+/// Checks apiVersion/kind of a body against the endpoint, filling them when absent (as the
+/// apiserver's decoder does with the endpoint's default kind).
+fn check_kind(obj: &mut Value, api_version: &str, kind: &str) -> ApiResult<()> {
+    if !obj.is_object() {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    }
+    match obj.get("apiVersion").and_then(Value::as_str) {
+        None | Some("") => obj["apiVersion"] = json!(api_version),
+        Some(v) if v == api_version => {}
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({api_version})"
+            )))
+        }
+    }
+    match obj.get("kind").and_then(Value::as_str) {
+        None | Some("") => obj["kind"] = json!(kind),
+        Some(k) if k == kind => {}
+        Some(k) => {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({kind})"
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// The namespace in the body must agree with the URL; it is filled from the URL when absent.
+fn check_namespace(ctx: &Ctx<'_>, obj: &mut Value) -> ApiResult<()> {
+    let meta = meta_mut(obj);
+    if ctx.res.namespaced {
+        match meta.get("namespace").and_then(Value::as_str) {
+            None | Some("") => {
+                meta.insert("namespace".into(), json!(ctx.namespace));
+            }
+            Some(ns) if ns == ctx.namespace => {}
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ))
+            }
+        }
+    } else {
+        meta.remove("namespace");
+    }
+    Ok(())
+}
+
+/// A namespaced object's namespace must exist (and not be terminating, for creates).
+async fn require_namespace(ctx: &Ctx<'_>, creating: Option<&str>) -> ApiResult<()> {
+    if !ctx.res.namespaced {
+        return Ok(());
+    }
+    let key = format!("/registry/namespaces/{}", ctx.namespace);
+    let ns = match ctx.api.caches.get("namespaces").and_then(|c| c.get(&key)) {
+        Some(o) => Some(o.value.clone()),
+        // The cache may not have caught up with a namespace created a moment ago.
+        None => match ctx.api.store.get(&key).await.map_err(store_error)?.0 {
+            Some(kv) => Some(
+                Obj::decode(&key, &kv.value, kv.mod_revision)
+                    .map_err(ApiError::internal)?
+                    .value,
+            ),
+            None => None,
+        },
+    };
+    let Some(ns) = ns else {
+        return Err(ApiError::namespace_not_found(ctx.namespace));
+    };
+    if let Some(name) = creating {
+        if ns.pointer("/metadata/deletionTimestamp").is_some() {
+            return Err(ApiError::forbidden(format!(
+                "{} \"{}\" is forbidden: unable to create new content in namespace {} because it is being terminated",
+                ctx.res.qualified(),
+                name,
+                ctx.namespace
+            )));
+        }
+    }
+    Ok(())
+}
+
+const GENERATE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+fn generate_name(base: &str) -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    let base = if base.len() > 58 { &base[..58] } else { base };
+    let suffix: String = (0..5)
+        .map(|_| GENERATE_ALPHABET[rng.random_range(0..GENERATE_ALPHABET.len())] as char)
+        .collect();
+    format!("{base}{suffix}")
+}
+
+/// Reads one object from the store.
+async fn read(ctx: &Ctx<'_>, name: &str) -> ApiResult<Option<(Value, i64)>> {
+    let key = ctx.key(name);
+    let (kv, _) = ctx.api.store.get(&key).await.map_err(store_error)?;
+    match kv {
+        None => Ok(None),
+        Some(kv) => {
+            let obj = Obj::decode(&key, &kv.value, kv.mod_revision).map_err(ApiError::internal)?;
+            Ok(Some(((*obj.value).clone(), kv.mod_revision)))
+        }
+    }
+}
+
+/// GET of one object: from the store (linearizable) unless resourceVersion=0 allows the cache.
+pub async fn get(ctx: &Ctx<'_>, name: &str) -> ApiResult<Response> {
+    if ctx.query.get("resourceVersion").map(String::as_str) == Some("0") {
+        if let Some(o) = ctx.api.cache(ctx.res).get(&ctx.key(name)) {
+            return Ok(bytes_response(StatusCode::OK, o.json.clone()));
+        }
+    }
+    let key = ctx.key(name);
+    let (kv, _) = ctx.api.store.get(&key).await.map_err(store_error)?;
+    let Some(kv) = kv else {
+        return Err(ApiError::not_found(ctx.res, name));
+    };
+    let obj = Obj::decode(&key, &kv.value, kv.mod_revision).map_err(ApiError::internal)?;
+    Ok(bytes_response(StatusCode::OK, obj.json))
+}
+
+/// POST: create.
+pub async fn create(ctx: &Ctx<'_>, mut obj: Value) -> ApiResult<Response> {
+    let res = ctx.res;
+    check_kind(&mut obj, &res.api_version(), res.kind)?;
+    check_namespace(ctx, &mut obj)?;
+    let dry = dry_run(ctx, None)?;
+    let mut name = meta_str(&obj, "name").to_string();
+    if name.is_empty() {
+        let base = meta_str(&obj, "generateName").to_string();
+        if base.is_empty() {
+            return Err(ApiError::invalid(
+                res,
+                "",
+                &[validation::FieldError {
+                    field: "metadata.name".into(),
+                    reason: "FieldValueRequired",
+                    message: "Required value: name or generateName is required".into(),
+                }],
+            ));
+        }
+        name = generate_name(&base);
+        meta_mut(&mut obj).insert("name".into(), json!(name));
+    }
+    require_namespace(ctx, Some(&name)).await?;
+    {
+        let meta = meta_mut(&mut obj);
+        for f in [
+            "resourceVersion",
+            "uid",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+            "managedFields",
+        ] {
+            meta.remove(f);
+        }
+        meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        meta.insert("creationTimestamp".into(), json!(now()));
+        if res.has_spec {
+            meta.insert("generation".into(), json!(1));
+        } else {
+            meta.remove("generation");
+        }
+    }
+    if res.has_status() {
+        // Status is the system's to write; a new object starts with none (plus defaults).
+        if let Some(o) = obj.as_object_mut() {
+            o.remove("status");
+        }
+    }
+    let mut obj = admit(res, &name, obj)?;
+    if res.kind == "Pod" {
+        let qos = validation::pod_qos_class(&obj);
+        obj["status"]["qosClass"] = json!(qos);
+    }
+    if dry {
+        return Ok(respond(StatusCode::CREATED, &obj));
+    }
+    let bytes = encode_for_store(&obj)?;
+    match ctx
+        .api
+        .store
+        .create(&ctx.key(&name), bytes)
+        .await
+        .map_err(store_error)?
+    {
+        Written::Ok(rev) => Ok(respond(StatusCode::CREATED, &stamped(obj, rev))),
+        Written::Conflict(_) => Err(ApiError::already_exists(res, &name)),
+    }
+}
+
+/// What an update step decided.
+enum Step {
+    /// Write this object.
+    Write(Value),
+    /// Nothing to write; answer with the current object.
+    Unchanged,
+    /// The object is finished (terminating, no finalizers left): delete it.
+    Delete(Value),
+}
+
+/// Reads, transforms and writes one object, retrying on concurrent writes unless the caller
+/// pinned a resourceVersion (then a stale one is a 409 Conflict). Returns the object written
+/// (with its new resourceVersion) and whether it was deleted.
+async fn guaranteed_update<F>(
+    ctx: &Ctx<'_>,
+    name: &str,
+    precondition: Option<i64>,
+    dry: bool,
+    mut f: F,
+) -> ApiResult<(Value, bool)>
+where
+    F: FnMut(Value) -> ApiResult<Step>,
+{
+    let res = ctx.res;
+    let key = ctx.key(name);
+    for _ in 0..16 {
+        let Some((current, rev)) = read(ctx, name).await? else {
+            return Err(ApiError::not_found(res, name));
+        };
+        if let Some(want) = precondition {
+            if want != rev {
+                return Err(ApiError::conflict(res, name, ApiError::MODIFIED));
+            }
+        }
+        let step = f(current.clone())?;
+        let (written, deleted) = match step {
+            Step::Unchanged => return Ok((current, false)),
+            Step::Write(new) => {
+                if dry {
+                    return Ok((new, false));
+                }
+                let bytes = encode_for_store(&new)?;
+                (
+                    ctx.api
+                        .store
+                        .update(&key, bytes, rev)
+                        .await
+                        .map_err(store_error)?,
+                    (new, false),
+                )
+            }
+            Step::Delete(last) => {
+                if dry {
+                    return Ok((last, true));
+                }
+                (
+                    ctx.api.store.delete(&key, rev).await.map_err(store_error)?,
+                    (last, true),
+                )
+            }
+        };
+        match written {
+            Written::Ok(new_rev) => return Ok((stamped(deleted.0, new_rev), deleted.1)),
+            Written::Conflict(None) => return Err(ApiError::not_found(res, name)),
+            Written::Conflict(Some(_)) if precondition.is_some() => {
+                return Err(ApiError::conflict(res, name, ApiError::MODIFIED))
+            }
+            Written::Conflict(Some(_)) => continue,
+        }
+    }
+    Err(ApiError::conflict(res, name, ApiError::MODIFIED))
+}
+
+fn parse_rv(s: &str) -> ApiResult<Option<i64>> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse::<i64>().map(Some).map_err(|_| {
+        ApiError::bad_request(format!(
+            "invalid resourceVersion \"{s}\": must be an integer"
+        ))
+    })
+}
+
+/// Fields of the old object an update may not change through the main endpoint.
+fn carry_server_fields(res: &Resource, old: &Value, new: &mut Value) {
+    let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let meta = meta_mut(new);
+    for f in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ] {
+        match old_meta.get(f) {
+            Some(v) => {
+                meta.insert(f.into(), v.clone());
+            }
+            None => {
+                meta.remove(f);
+            }
+        }
+    }
+    meta.remove("selfLink");
+    // A namespace's finalizers change only through /finalize.
+    if res.kind == "Namespace" {
+        match old.pointer("/spec/finalizers") {
+            Some(f) => {
+                if !new.get("spec").is_some_and(Value::is_object) {
+                    new["spec"] = json!({});
+                }
+                new["spec"]["finalizers"] = f.clone();
+            }
+            None => {
+                if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+                    spec.remove("finalizers");
+                }
+            }
+        }
+    }
+    // A service's cluster IP is kept when an update leaves it out.
+    if res.kind == "Service" {
+        for f in ["clusterIP", "clusterIPs"] {
+            if let Some(v) = old.pointer(&format!("/spec/{f}")) {
+                if new.pointer(&format!("/spec/{f}")).is_none() && new["spec"].is_object() {
+                    new["spec"][f] = v.clone();
+                }
+            }
+        }
+    }
+    if res.has_status() {
+        match old.get("status") {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                if let Some(o) = new.as_object_mut() {
+                    o.remove("status");
+                }
+            }
+        }
+    }
+}
+
+/// Whether an update that leaves the object terminating without finalizers deletes it
+/// (Kubernetes' ShouldDeleteDuringUpdate: only once the grace period is over).
+fn finished_terminating(res: &Resource, old: &Value, new: &Value) -> bool {
+    old.pointer("/metadata/deletionTimestamp").is_some()
+        && old
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            == 0
+        && !has_finalizers(res, new)
+}
+
+/// Admits an updated object and bumps its generation when its spec changed.
+fn admit_update(res: &Resource, name: &str, old: &Value, new: Value) -> ApiResult<Step> {
+    let mut new = admit(res, name, new)?;
+    let errs = validation::validate_update(res.kind, old, &new);
+    if !errs.is_empty() {
+        return Err(ApiError::invalid(res, name, &errs));
+    }
+    if res.has_spec && validation::spec_changed(old, &new) {
+        let generation = old
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        meta_mut(&mut new).insert("generation".into(), json!(generation + 1));
+    }
+    let mut old_cmp = old.clone();
+    meta_mut(&mut old_cmp).remove("resourceVersion");
+    let mut new_cmp = new.clone();
+    meta_mut(&mut new_cmp).remove("resourceVersion");
+    if old_cmp == new_cmp {
+        return Ok(Step::Unchanged);
+    }
+    if finished_terminating(res, old, &new) {
+        return Ok(Step::Delete(new));
+    }
+    Ok(Step::Write(new))
+}
+
+fn body_precondition(obj: &Value) -> ApiResult<Option<i64>> {
+    parse_rv(meta_str(obj, "resourceVersion"))
+}
+
+fn check_body_name(obj: &Value, name: &str) -> ApiResult<()> {
+    let body_name = meta_str(obj, "name");
+    if !body_name.is_empty() && body_name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    Ok(())
+}
+
+fn update_answer(res: (Value, bool)) -> Response {
+    respond(StatusCode::OK, &res.0)
+}
+
+/// PUT on the main endpoint.
+pub async fn update(ctx: &Ctx<'_>, name: &str, mut obj: Value) -> ApiResult<Response> {
+    let res = ctx.res;
+    check_kind(&mut obj, &res.api_version(), res.kind)?;
+    check_namespace(ctx, &mut obj)?;
+    check_body_name(&obj, name)?;
+    meta_mut(&mut obj).insert("name".into(), json!(name));
+    let precondition = body_precondition(&obj)?;
+    let dry = dry_run(ctx, None)?;
+    let out = guaranteed_update(ctx, name, precondition, dry, |old| {
+        let mut new = obj.clone();
+        carry_server_fields(res, &old, &mut new);
+        admit_update(res, name, &old, new)
+    })
+    .await?;
+    Ok(update_answer(out))
+}
+
+/// PUT on /status: only status changes.
+pub async fn update_status(ctx: &Ctx<'_>, name: &str, mut obj: Value) -> ApiResult<Response> {
+    let res = ctx.res;
+    check_kind(&mut obj, &res.api_version(), res.kind)?;
+    check_body_name(&obj, name)?;
+    let precondition = body_precondition(&obj)?;
+    let dry = dry_run(ctx, None)?;
+    let status = obj.get("status").cloned();
+    let out = guaranteed_update(ctx, name, precondition, dry, |old| {
+        let mut new = old.clone();
+        match &status {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                if let Some(o) = new.as_object_mut() {
+                    o.remove("status");
+                }
+            }
+        }
+        admit_update(res, name, &old, new)
+    })
+    .await?;
+    Ok(update_answer(out))
+}
+
+/// PUT on namespaces/<name>/finalize: only spec.finalizers changes.
+pub async fn finalize(ctx: &Ctx<'_>, name: &str, mut obj: Value) -> ApiResult<Response> {
+    let res = ctx.res;
+    check_kind(&mut obj, &res.api_version(), res.kind)?;
+    check_body_name(&obj, name)?;
+    let precondition = body_precondition(&obj)?;
+    let dry = dry_run(ctx, None)?;
+    let fin = obj
+        .pointer("/spec/finalizers")
+        .cloned()
+        .unwrap_or_else(|| json!([]));
+    let out = guaranteed_update(ctx, name, precondition, dry, |old| {
+        let mut new = old.clone();
+        if !new.get("spec").is_some_and(Value::is_object) {
+            new["spec"] = json!({});
+        }
+        new["spec"]["finalizers"] = fin.clone();
+        admit_update(res, name, &old, new)
+    })
+    .await?;
+    Ok(update_answer(out))
+}
+
+/// RFC 7386 JSON merge patch.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = json!({});
+            }
+            if let Value::Object(t) = target {
+                for (k, v) in p {
+                    if v.is_null() {
+                        t.remove(k);
+                    } else {
+                        merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                    }
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+/// PATCH with a JSON merge patch (the other patch types come with the client work of issue 5).
+pub async fn patch(
+    ctx: &Ctx<'_>,
+    name: &str,
+    sub: &str,
+    content_type: &str,
+    body: &[u8],
+) -> ApiResult<Response> {
+    let res = ctx.res;
+    let ct = content_type.split(';').next().unwrap_or("").trim();
+    if ct != "application/merge-patch+json" {
+        return Err(ApiError::unsupported_media_type(ct));
+    }
+    let patch: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+    let precondition = parse_rv(
+        patch
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+    )?;
+    let dry = dry_run(ctx, None)?;
+    if sub == "scale" {
+        let replicas = patch.pointer("/spec/replicas").and_then(Value::as_i64);
+        return scale_to(ctx, name, replicas, precondition, dry).await;
+    }
+    let out = guaranteed_update(ctx, name, precondition, dry, |old| {
+        let mut patched = old.clone();
+        merge_patch(&mut patched, &patch);
+        check_kind(&mut patched, &res.api_version(), res.kind)?;
+        if meta_str(&patched, "name") != name {
+            return Err(ApiError::bad_request("the patch may not change the name"));
+        }
+        let mut new = if sub == "status" {
+            let mut n = old.clone();
+            n["status"] = patched.get("status").cloned().unwrap_or(Value::Null);
+            n
+        } else {
+            patched
+        };
+        if sub.is_empty() {
+            carry_server_fields(res, &old, &mut new);
+        }
+        admit_update(res, name, &old, new)
+    })
+    .await?;
+    Ok(update_answer(out))
+}
+
+fn delete_options(ctx: &Ctx<'_>, body: Option<&Value>) -> ApiResult<(Option<i64>, String)> {
+    let mut grace = body
+        .and_then(|b| b.get("gracePeriodSeconds"))
+        .and_then(Value::as_i64);
+    if let Some(g) = ctx.query.get("gracePeriodSeconds") {
+        grace =
+            Some(g.parse().map_err(|_| {
+                ApiError::bad_request(format!("invalid gracePeriodSeconds \"{g}\""))
+            })?);
+    }
+    let mut policy = body
+        .and_then(|b| b.get("propagationPolicy"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if let Some(p) = ctx.query.get("propagationPolicy") {
+        policy = p.clone();
+    }
+    if body
+        .and_then(|b| b.get("orphanDependents"))
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        policy = "Orphan".into();
+    }
+    if !matches!(policy.as_str(), "" | "Orphan" | "Background" | "Foreground") {
+        return Err(ApiError::bad_request(format!(
+            "propagationPolicy: Unsupported value: \"{policy}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+        )));
+    }
+    Ok((grace, policy))
+}
+
+/// DELETE of one object: graceful for pods on a node, finalizers honoured, preconditions
+/// checked. Answers with the object (still present, now terminating) or the deleted object.
+pub async fn delete(ctx: &Ctx<'_>, name: &str, options: Option<Value>) -> ApiResult<Response> {
+    let dry = dry_run(ctx, options.as_ref())?;
+    let (grace, policy) = delete_options(ctx, options.as_ref())?;
+    let pre_uid = options
+        .as_ref()
+        .and_then(|o| o.pointer("/preconditions/uid"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let pre_rv = options
+        .as_ref()
+        .and_then(|o| o.pointer("/preconditions/resourceVersion"))
+        .and_then(Value::as_str)
+        .map(parse_rv)
+        .transpose()?
+        .flatten();
+    let (obj, deleted) = delete_one(ctx, name, grace, &policy, pre_uid, pre_rv, dry).await?;
+    if deleted && !matches!(ctx.res.kind, "Pod" | "Service" | "Namespace") {
+        let mut details =
+            json!({ "name": name, "kind": ctx.res.plural, "uid": meta_str(&obj, "uid") });
+        if !ctx.res.group.is_empty() {
+            details["group"] = json!(ctx.res.group);
+        }
+        let mut s = status::success(200);
+        s["details"] = details;
+        return Ok(respond(StatusCode::OK, &s));
+    }
+    Ok(respond(StatusCode::OK, &obj))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn delete_one(
+    ctx: &Ctx<'_>,
+    name: &str,
+    grace: Option<i64>,
+    policy: &str,
+    pre_uid: Option<String>,
+    pre_rv: Option<i64>,
+    dry: bool,
+) -> ApiResult<(Value, bool)> {
+    let res = ctx.res;
+    let key = ctx.key(name);
+    for _ in 0..16 {
+        let Some((current, rev)) = read(ctx, name).await? else {
+            return Err(ApiError::not_found(res, name));
+        };
+        if let Some(uid) = &pre_uid {
+            let have = meta_str(&current, "uid");
+            if uid != have {
+                return Err(ApiError::conflict(
+                    res,
+                    name,
+                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"),
+                ));
+            }
+        }
+        if let Some(want) = pre_rv {
+            if want != rev {
+                return Err(ApiError::conflict(
+                    res,
+                    name,
+                    &format!("Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {rev}"),
+                ));
+            }
+        }
+        let mut obj = current.clone();
+        // Pods bound to a node are deleted gracefully: the kubelet stops the containers and
+        // finishes the deletion with gracePeriodSeconds=0.
+        let mut grace_left = 0;
+        if res.kind == "Pod" {
+            let bound = !current
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .is_empty();
+            let phase = current
+                .pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let default_grace = current
+                .pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(30);
+            let g = grace.unwrap_or(default_grace).max(0);
+            if bound && !matches!(phase, "Succeeded" | "Failed") {
+                grace_left = g;
+            }
+        }
+        let policy_finalizer = match policy {
+            "Foreground" => Some("foregroundDeletion"),
+            "Orphan" => Some("orphan"),
+            _ => None,
+        };
+        let terminating = current.pointer("/metadata/deletionTimestamp").is_some();
+        let holds = has_finalizers(res, &current) || policy_finalizer.is_some();
+        let step = if grace_left > 0 {
+            let existing = current
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64);
+            if terminating && existing.is_some_and(|e| e <= grace_left) {
+                return Ok((current, false));
+            }
+            let meta = meta_mut(&mut obj);
+            meta.insert("deletionTimestamp".into(), json!(later(grace_left)));
+            meta.insert("deletionGracePeriodSeconds".into(), json!(grace_left));
+            Some(obj)
+        } else if holds {
+            if terminating
+                && policy_finalizer.is_none_or(|f| finalizers(&current).iter().any(|x| x == f))
+            {
+                let meta = meta_mut(&mut obj);
+                if meta
+                    .get("deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    == Some(0)
+                {
+                    return Ok((current, false));
+                }
+                meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+            } else {
+                let meta = meta_mut(&mut obj);
+                if !terminating {
+                    meta.insert("deletionTimestamp".into(), json!(now()));
+                }
+                meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+                if let Some(f) = policy_finalizer {
+                    let mut fins = finalizers(&current);
+                    if !fins.iter().any(|x| x == f) {
+                        fins.push(f.to_string());
+                    }
+                    meta.insert("finalizers".into(), json!(fins));
+                }
+                if res.kind == "Namespace" {
+                    obj["status"]["phase"] = json!("Terminating");
+                }
+            }
+            Some(obj)
+        } else {
+            None
+        };
+        let written = match step {
+            Some(new) => {
+                if dry {
+                    return Ok((new, false));
+                }
+                let bytes = encode_for_store(&new)?;
+                match ctx
+                    .api
+                    .store
+                    .update(&key, bytes, rev)
+                    .await
+                    .map_err(store_error)?
+                {
+                    Written::Ok(r) => return Ok((stamped(new, r), false)),
+                    w => w,
+                }
+            }
+            None => {
+                if dry {
+                    return Ok((current, true));
+                }
+                match ctx.api.store.delete(&key, rev).await.map_err(store_error)? {
+                    Written::Ok(r) => return Ok((stamped(current, r), true)),
+                    w => w,
+                }
+            }
+        };
+        match written {
+            Written::Conflict(None) => return Err(ApiError::not_found(res, name)),
+            Written::Conflict(Some(_)) if pre_rv.is_some() => {
+                return Err(ApiError::conflict(res, name, ApiError::MODIFIED))
+            }
+            _ => continue,
+        }
+    }
+    Err(ApiError::conflict(res, name, ApiError::MODIFIED))
+}
+
+/// DELETE on a collection: deletes every object matching the selectors.
+pub async fn delete_collection(ctx: &Ctx<'_>, options: Option<Value>) -> ApiResult<Response> {
+    let dry = dry_run(ctx, options.as_ref())?;
+    let (grace, policy) = delete_options(ctx, options.as_ref())?;
+    let filter = super::list::filter_from_query(ctx)?;
+    let (objs, _) = super::list::read_all_from_store(ctx, &filter).await?;
+    let mut items = Vec::new();
+    for o in objs {
+        let name = meta_str(&o.value, "name").to_string();
+        match delete_one(ctx, &name, grace, &policy, None, None, dry).await {
+            Ok((v, _)) => items.push(v),
+            Err(e) if e.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let list = json!({
+        "kind": ctx.res.list_kind(),
+        "apiVersion": ctx.res.api_version(),
+        "metadata": {},
+        "items": items,
+    });
+    Ok(respond(StatusCode::OK, &list))
+}
+
+/// POST pods/<name>/binding: assigns the pod to a node, only if it has none.
+pub async fn bind(ctx: &Ctx<'_>, name: &str, mut binding: Value) -> ApiResult<Response> {
+    check_kind(&mut binding, "v1", "Binding")?;
+    let body_name = meta_str(&binding, "name");
+    if !body_name.is_empty() && body_name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    let node = binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if node.is_empty() {
+        return Err(ApiError::invalid(
+            ctx.res,
+            name,
+            &[validation::FieldError {
+                field: "target.name".into(),
+                reason: "FieldValueRequired",
+                message: "Required value".into(),
+            }],
+        ));
+    }
+    let annotations = binding
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .cloned();
+    let dry = dry_run(ctx, None)?;
+    let bind_conflict = |why: String| {
+        ApiError::new(
+            409,
+            "Conflict",
+            format!("Operation cannot be fulfilled on pods/binding \"{name}\": {why}"),
+        )
+    };
+    guaranteed_update(ctx, name, None, dry, |old| {
+        if old.pointer("/metadata/deletionTimestamp").is_some() {
+            return Err(bind_conflict(format!(
+                "pod {name} is being deleted, cannot be assigned to a host"
+            )));
+        }
+        let current = old
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if !current.is_empty() {
+            return Err(bind_conflict(format!(
+                "pod {name} is already assigned to node \"{current}\""
+            )));
+        }
+        let mut new = old.clone();
+        new["spec"]["nodeName"] = json!(node);
+        if let Some(a) = &annotations {
+            let meta = meta_mut(&mut new);
+            let anns = meta.entry("annotations").or_insert_with(|| json!({}));
+            if let Some(m) = anns.as_object_mut() {
+                for (k, v) in a {
+                    m.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        let cond = json!({
+            "type": "PodScheduled",
+            "status": "True",
+            "lastProbeTime": null,
+            "lastTransitionTime": now(),
+        });
+        if !new.get("status").is_some_and(Value::is_object) {
+            new["status"] = json!({});
+        }
+        let conds = new["status"]
+            .as_object_mut()
+            .map(|s| s.entry("conditions").or_insert_with(|| json!([])));
+        if let Some(Value::Array(list)) = conds {
+            list.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
+            list.push(cond);
+        }
+        Ok(Step::Write(new))
+    })
+    .await?;
+    Ok(respond(StatusCode::CREATED, &status::success(201)))
+}
+
+/// The autoscaling/v1 Scale of a deployment or replica set.
+fn scale_of(obj: &Value) -> Value {
+    let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let selector = obj
+        .pointer("/spec/selector")
+        .map(selector_string)
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+            "creationTimestamp": meta.get("creationTimestamp"),
+        },
+        "spec": { "replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0) },
+        "status": {
+            "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
+            "selector": selector,
+        },
+    })
+}
+
+/// A metav1.LabelSelector as the string form Scale.status.selector carries.
+fn selector_string(sel: &Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
+        let mut kv: Vec<_> = m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+            .collect();
+        kv.sort();
+        parts.extend(kv);
+    }
+    if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
+        for e in exprs {
+            let key = e.get("key").and_then(Value::as_str).unwrap_or("");
+            let values: Vec<&str> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            match e.get("operator").and_then(Value::as_str).unwrap_or("") {
+                "In" => parts.push(format!("{key} in ({})", values.join(","))),
+                "NotIn" => parts.push(format!("{key} notin ({})", values.join(","))),
+                "Exists" => parts.push(key.to_string()),
+                "DoesNotExist" => parts.push(format!("!{key}")),
+                _ => {}
+            }
+        }
+    }
+    parts.join(",")
+}
+
+/// GET <deployments|replicasets>/<name>/scale.
+pub async fn get_scale(ctx: &Ctx<'_>, name: &str) -> ApiResult<Response> {
+    let Some((obj, _)) = read(ctx, name).await? else {
+        return Err(ApiError::not_found(ctx.res, name));
+    };
+    Ok(respond(StatusCode::OK, &scale_of(&obj)))
+}
+
+async fn scale_to(
+    ctx: &Ctx<'_>,
+    name: &str,
+    replicas: Option<i64>,
+    precondition: Option<i64>,
+    dry: bool,
+) -> ApiResult<Response> {
+    let Some(replicas) = replicas else {
+        return Err(ApiError::invalid(
+            ctx.res,
+            name,
+            &[validation::FieldError {
+                field: "spec.replicas".into(),
+                reason: "FieldValueRequired",
+                message: "Required value".into(),
+            }],
+        ));
+    };
+    if replicas < 0 {
+        return Err(ApiError::invalid(
+            ctx.res,
+            name,
+            &[validation::FieldError {
+                field: "spec.replicas".into(),
+                reason: "FieldValueInvalid",
+                message: format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+            }],
+        ));
+    }
+    let res = ctx.res;
+    let (obj, _) = guaranteed_update(ctx, name, precondition, dry, |old| {
+        let mut new = old.clone();
+        new["spec"]["replicas"] = json!(replicas);
+        admit_update(res, name, &old, new)
+    })
+    .await?;
+    Ok(respond(StatusCode::OK, &scale_of(&obj)))
+}
+
+/// PUT <deployments|replicasets>/<name>/scale.
+pub async fn update_scale(ctx: &Ctx<'_>, name: &str, mut scale: Value) -> ApiResult<Response> {
+    check_kind(&mut scale, "autoscaling/v1", "Scale")?;
+    check_body_name(&scale, name)?;
+    let precondition = body_precondition(&scale)?;
+    let dry = dry_run(ctx, None)?;
+    let replicas = scale.pointer("/spec/replicas").and_then(Value::as_i64);
+    scale_to(ctx, name, replicas, precondition, dry).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_patch_follows_rfc_7386() {
+        let mut t = json!({"a": {"b": 1, "c": 2}, "d": [1, 2]});
+        merge_patch(&mut t, &json!({"a": {"b": null, "e": 3}, "d": [3]}));
+        assert_eq!(t, json!({"a": {"c": 2, "e": 3}, "d": [3]}));
+    }
+
+    #[test]
+    fn scale_selector_string() {
+        let sel = json!({"matchLabels": {"b": "2", "a": "1"}, "matchExpressions": [{"key": "t", "operator": "In", "values": ["x", "y"]}]});
+        assert_eq!(selector_string(&sel), "a=1,b=2,t in (x,y)");
+    }
+
+    #[test]
+    fn generated_names_have_five_suffix_characters() {
+        let n = generate_name("web-");
+        assert_eq!(n.len(), 9);
+        assert!(n.starts_with("web-"));
+    }
+}

@@ -1,0 +1,321 @@
+//! WATCH: a chunked stream of `{"type":...,"object":...}` lines served from the watch cache.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{header, HeaderValue, StatusCode};
+use serde_json::json;
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use super::list::{filter_from_query, too_large};
+use super::objects::{store_error, Ctx};
+use crate::cache::{event_line, Cache, Event, Filter, SubscribeError, WatchStart};
+use crate::metrics::Metrics;
+use crate::registry::Resource;
+use crate::status::{ApiError, ApiResult};
+
+const FRESH_WAIT: Duration = Duration::from_secs(3);
+/// Frames of initial events are coalesced up to this size.
+const FRAME: usize = 64 * 1024;
+/// At most this many queued live events are coalesced into one frame.
+const BATCH: usize = 64;
+
+fn flag(ctx: &Ctx<'_>, name: &str) -> bool {
+    matches!(
+        ctx.query.get(name).map(String::as_str),
+        Some("true") | Some("1")
+    )
+}
+
+/// A BOOKMARK line: an empty object of the kind carrying only the resourceVersion.
+fn bookmark(res: &Resource, rv: i64, initial_events_end: bool) -> Bytes {
+    let mut meta = json!({ "resourceVersion": rv.to_string(), "creationTimestamp": null });
+    if initial_events_end {
+        meta["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
+    }
+    let obj = json!({ "kind": res.kind, "apiVersion": res.api_version(), "metadata": meta });
+    event_line("BOOKMARK", &serde_json::to_vec(&obj).unwrap_or_default())
+}
+
+fn error_line(e: &ApiError) -> Bytes {
+    event_line(
+        "ERROR",
+        &serde_json::to_vec(&e.status()).unwrap_or_default(),
+    )
+}
+
+/// Counts a registered watcher while it lives.
+struct WatcherGuard {
+    metrics: Metrics,
+    resource: &'static str,
+}
+
+impl Drop for WatcherGuard {
+    fn drop(&mut self) {
+        self.metrics.watcher_delta(self.resource, -1);
+    }
+}
+
+/// The state of one watch stream.
+struct Watcher {
+    res: &'static Resource,
+    cache: Arc<Cache>,
+    filter: Filter,
+    pending: VecDeque<Bytes>,
+    rx: Option<broadcast::Receiver<Arc<Event>>>,
+    /// Events at or below this revision were already covered by the start.
+    floor: i64,
+    bookmarks: bool,
+    bookmark_every: Duration,
+    last_bookmark_rv: i64,
+    next_bookmark: tokio::time::Instant,
+    deadline: tokio::time::Instant,
+    metrics: Metrics,
+    _guard: WatcherGuard,
+}
+
+impl Watcher {
+    /// The next frame, or None when the watch is over.
+    async fn next(&mut self) -> Option<Bytes> {
+        if let Some(frame) = self.take_pending() {
+            return Some(frame);
+        }
+        loop {
+            let rx = self.rx.as_mut()?;
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Ok(ev) => {
+                        let mut lines = Vec::new();
+                        self.push_event(&ev, &mut lines);
+                        // Coalesce whatever else is already queued.
+                        while lines.len() < BATCH {
+                            match self.rx.as_mut()?.try_recv() {
+                                Ok(ev) => self.push_event(&ev, &mut lines),
+                                Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                                    return self.too_slow();
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        match lines.len() {
+                            0 => continue,
+                            1 => return lines.pop(),
+                            _ => {
+                                let mut b = BytesMut::with_capacity(lines.iter().map(Bytes::len).sum());
+                                for l in &lines {
+                                    b.put_slice(l);
+                                }
+                                return Some(b.freeze());
+                            }
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => return self.too_slow(),
+                    // The cache re-listed: the client re-watches from its last revision.
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = tokio::time::sleep_until(self.next_bookmark), if self.bookmarks => {
+                    self.next_bookmark = tokio::time::Instant::now() + self.bookmark_every;
+                    let rv = self.cache.revision();
+                    if rv > self.last_bookmark_rv && rv > self.floor {
+                        self.last_bookmark_rv = rv;
+                        self.floor = rv;
+                        return Some(bookmark(self.res, rv, false));
+                    }
+                }
+                _ = tokio::time::sleep_until(self.deadline) => {
+                    self.rx = None;
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn push_event(&mut self, ev: &Event, lines: &mut Vec<Bytes>) {
+        if ev.rv <= self.floor {
+            return;
+        }
+        if let Some(line) = self.filter.view(ev) {
+            lines.push(line);
+        }
+    }
+
+    /// A watcher that fell a whole channel behind is closed: its client re-watches.
+    fn too_slow(&mut self) -> Option<Bytes> {
+        self.metrics.watcher_closed_slow(self.res.plural);
+        self.rx = None;
+        None
+    }
+
+    fn take_pending(&mut self) -> Option<Bytes> {
+        let first = self.pending.pop_front()?;
+        if first.len() >= FRAME || self.pending.is_empty() {
+            return Some(first);
+        }
+        let mut b = BytesMut::with_capacity(FRAME);
+        b.put_slice(&first);
+        while let Some(next) = self.pending.front() {
+            if b.len() + next.len() > FRAME {
+                break;
+            }
+            b.put_slice(next);
+            self.pending.pop_front();
+        }
+        Some(b.freeze())
+    }
+}
+
+/// Parses resourceVersion for a watch.
+fn parse_rv(s: &str) -> ApiResult<i64> {
+    s.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "invalid resourceVersion \"{s}\": must be a non-negative integer"
+        ))
+    })
+}
+
+fn stream_response(frames: impl futures::Stream<Item = Bytes> + Send + 'static) -> Response {
+    use futures::StreamExt;
+    let body = Body::from_stream(frames.map(Ok::<_, std::convert::Infallible>));
+    let mut resp = Response::new(body);
+    *resp.status_mut() = StatusCode::OK;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// GET with watch=true.
+pub async fn watch(ctx: &Ctx<'_>) -> ApiResult<Response> {
+    let filter = filter_from_query(ctx)?;
+    let cache = ctx.api.cache(ctx.res).clone();
+    let rv = ctx
+        .query
+        .get("resourceVersion")
+        .filter(|s| !s.is_empty())
+        .cloned();
+    let bookmarks = flag(ctx, "allowWatchBookmarks");
+    let send_initial = ctx.query.get("sendInitialEvents").map(|v| v == "true");
+    if send_initial.is_some() {
+        let mut errs = Vec::new();
+        if ctx.query.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan") {
+            errs.push("resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan");
+        }
+        if send_initial == Some(true) && !bookmarks {
+            errs.push("allowWatchBookmarks: Forbidden: sendInitialEvents requires setting allowWatchBookmarks to true");
+        }
+        if !errs.is_empty() {
+            return Err(ApiError::new(
+                422,
+                "Invalid",
+                format!(
+                    "ListOptions.meta.k8s.io \"\" is invalid: {}",
+                    errs.join(", ")
+                ),
+            ));
+        }
+    }
+    let timeout = match ctx.query.get("timeoutSeconds") {
+        Some(t) => Duration::from_secs(
+            t.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds \"{t}\"")))?,
+        ),
+        // Kubernetes spreads unbounded watches over [30, 60) minutes.
+        None => Duration::from_secs(1800 + rand::random::<u64>() % 1800),
+    };
+    // Which revision the start must reflect, and whether it starts with the current state.
+    let (snapshot, min_rv) = match (send_initial, rv.as_deref()) {
+        (Some(true), None) => (true, None),
+        (Some(true), Some(v)) => (true, Some(parse_rv(v)?)),
+        (Some(false), None) => (false, Some(cache.revision())),
+        (Some(false), Some(v)) => (false, Some(parse_rv(v)?)),
+        (None, None) => (true, None),
+        (None, Some("0")) => (true, Some(0)),
+        (None, Some(v)) => (false, Some(parse_rv(v)?)),
+    };
+    // The revision the cache must have reached before the watch starts.
+    let need = match min_rv {
+        Some(r) => r,
+        None => ctx
+            .api
+            .store
+            .current_revision()
+            .await
+            .map_err(store_error)?,
+    };
+    if !cache.wait_for(need, FRESH_WAIT).await {
+        if !cache.ready() {
+            return Err(ApiError::service_unavailable(format!(
+                "the watch cache for {} is not ready yet",
+                ctx.res.qualified()
+            )));
+        }
+        return Err(too_large(need, cache.revision()));
+    }
+    let sub = match cache.subscribe((!snapshot).then_some(need), &filter) {
+        Ok(s) => s,
+        Err(SubscribeError::NotReady) => {
+            return Err(ApiError::service_unavailable(format!(
+                "the watch cache for {} is not ready yet",
+                ctx.res.qualified()
+            )))
+        }
+        Err(SubscribeError::TooOld { requested, oldest }) => {
+            // Kubernetes answers 200 and puts the 410 in the stream.
+            let e = ApiError::expired(format!("too old resource version: {requested} ({oldest})"));
+            let line = error_line(&e);
+            return Ok(stream_response(futures::stream::iter([line])));
+        }
+    };
+    let mut pending = VecDeque::new();
+    let floor = match sub.start {
+        WatchStart::Snapshot { objects, rv } => {
+            for o in &objects {
+                pending.push_back(o.added_line());
+            }
+            if send_initial == Some(true) {
+                pending.push_back(bookmark(ctx.res, rv, true));
+            }
+            rv
+        }
+        WatchStart::Replay { events, rv } => {
+            let mut max = need;
+            for ev in &events {
+                if let Some(l) = filter.view(ev) {
+                    pending.push_back(l);
+                }
+                max = max.max(ev.rv);
+            }
+            let _ = rv;
+            max
+        }
+    };
+    ctx.api.metrics.watcher_delta(ctx.res.plural, 1);
+    let watcher = Watcher {
+        res: ctx.res,
+        cache,
+        filter,
+        pending,
+        rx: Some(sub.rx),
+        floor,
+        bookmarks,
+        bookmark_every: ctx.api.bookmark_interval,
+        last_bookmark_rv: floor,
+        next_bookmark: tokio::time::Instant::now() + ctx.api.bookmark_interval,
+        deadline: tokio::time::Instant::now() + timeout,
+        metrics: ctx.api.metrics.clone(),
+        _guard: WatcherGuard {
+            metrics: ctx.api.metrics.clone(),
+            resource: ctx.res.plural,
+        },
+    };
+    let frames = futures::stream::unfold(watcher, |mut w| async move {
+        let frame = w.next().await?;
+        Some((frame, w))
+    });
+    Ok(stream_response(frames))
+}
