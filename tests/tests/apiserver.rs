@@ -354,6 +354,7 @@ async fn list_selectors_pagination_and_resource_versions() {
     let count = |sel: &str| {
         let k = k.clone();
         let path = format!("/api/v1/namespaces/default/pods?labelSelector={}", q(sel));
+        let sel = sel.to_string();
         async move {
             let (c, l) = k.get(&path).await;
             assert_eq!(c, 200, "{sel}: {l}");
@@ -472,7 +473,8 @@ async fn list_selectors_pagination_and_resource_versions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_events_bookmarks_initial_events_and_expiry() {
-    let e = env(&[]).await;
+    // A small watch cache, so that its window can be moved past quickly.
+    let e = env(&["--watch-cache-size", "16"]).await;
     let k = e.api.admin();
     let cms = "/api/v1/namespaces/default/configmaps";
     let cm = |name: &str, v: &str| json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": name, "labels": { "v": v } }, "data": { "v": v } });
@@ -757,8 +759,62 @@ async fn authentication_and_rbac() {
     let mut parts: Vec<String> = good.split('.').map(str::to_string).collect();
     parts[2] = parts[2].chars().rev().collect();
     expect_401(&e.api.client(Some(&parts.join("."))), "bad signature").await;
-    let expired = e.api.token_with("alice", &[], Duration::from_secs(0));
-    // exp is now; Kubernetes allows 60s of leeway, so wait until it is clearly past.
+    // Tokens signed with the right key but expired, not yet valid, for another issuer or
+    // for another audience.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let iss = strata_tests::kube::ISSUER;
+    let key = std::fs::read(&e.api.signing_key).expect("signing key");
+    let sign = |claims: Value| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_ec_pem(&key).expect("EC key"),
+        )
+        .expect("sign")
+    };
+    let claims = |iss: &str, aud: &str, nbf: i64, exp: i64| json!({ "iss": iss, "aud": [aud], "sub": "admin", "groups": ["system:masters"], "iat": now, "nbf": nbf, "exp": exp });
+    // The same construction with valid claims is accepted, so the rejections below are
+    // about the claims alone.
+    let valid = sign(claims(iss, iss, now - 10, now + 600));
+    assert_eq!(
+        e.api.client(Some(&valid)).get("/api/v1/namespaces").await.0,
+        200
+    );
+    expect_401(
+        &e.api
+            .client(Some(&sign(claims(iss, iss, now - 7200, now - 3600)))),
+        "expired",
+    )
+    .await;
+    expect_401(
+        &e.api
+            .client(Some(&sign(claims(iss, iss, now + 3600, now + 7200)))),
+        "not yet valid",
+    )
+    .await;
+    expect_401(
+        &e.api.client(Some(&sign(claims(
+            "https://other",
+            iss,
+            now - 10,
+            now + 600,
+        )))),
+        "wrong issuer",
+    )
+    .await;
+    expect_401(
+        &e.api.client(Some(&sign(claims(
+            iss,
+            "other-audience",
+            now - 10,
+            now + 600,
+        )))),
+        "wrong audience",
+    )
+    .await;
     let none = {
         use base64::Engine;
         let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
@@ -766,14 +822,11 @@ async fn authentication_and_rbac() {
             "{}.{}.",
             b64(r#"{"alg":"none","typ":"JWT"}"#),
             b64(&format!(
-                r#"{{"iss":"{}","sub":"admin","aud":["{}"],"groups":["system:masters"],"exp":9999999999}}"#,
-                strata_tests::kube::ISSUER,
-                strata_tests::kube::ISSUER
+                r#"{{"iss":"{iss}","sub":"admin","aud":["{iss}"],"groups":["system:masters"],"exp":9999999999}}"#
             ))
         )
     };
     expect_401(&e.api.client(Some(&none)), "alg none").await;
-    let _ = expired;
 
     // An authenticated user without grants: 403 with Kubernetes' message.
     let alice = e.api.client(Some(&good));
