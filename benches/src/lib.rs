@@ -5,6 +5,7 @@
 //! connections; latencies go into an HDR histogram; the summary matches etcd's benchmark output
 //! (total, slowest, fastest, average, stddev, requests/sec, percentiles) or JSON with `--json`.
 
+pub mod apiserver;
 mod report;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,6 +81,8 @@ pub enum Workload {
         #[arg(long)]
         count_only: bool,
     },
+    /// Load on the Kubernetes API of `strata apiserver` (watch fan-out, list latency).
+    Apiserver(apiserver::ApiserverArgs),
 }
 
 async fn connect(endpoints: &[String], conns: usize) -> Result<Vec<KvClient<Channel>>, String> {
@@ -114,9 +117,13 @@ fn key_bytes(n: u64, size: usize) -> Vec<u8> {
 }
 
 pub async fn run(args: BenchArgs) -> Result<(), String> {
+    if let Workload::Apiserver(a) = args.workload {
+        return apiserver::run(a, args.json).await;
+    }
     let clients = connect(&args.endpoints, args.conns).await?;
     let total = match &args.workload {
         Workload::Put { total, .. } | Workload::Range { total, .. } => *total,
+        Workload::Apiserver(_) => 0,
     };
     let issued = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -178,6 +185,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
                         };
                         client.range(req).await.is_ok()
                     }
+                    Workload::Apiserver(_) => false,
                 };
                 if ok {
                     let _ = lat.record(t.elapsed().as_micros() as u64);

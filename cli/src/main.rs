@@ -55,10 +55,18 @@ struct TokenArgs {
     /// Lifetime in seconds.
     #[arg(long, default_value_t = 86400)]
     ttl: u64,
+    /// Create --key-file with a new EC P-256 signing key when it does not exist yet.
+    #[arg(long)]
+    create_key: bool,
 }
 
 fn mint_token(args: TokenArgs) -> Result<(), String> {
-    use strata_apiserver::auth::{mint, Subject, TokenRequest};
+    use strata_apiserver::auth::{generate_signing_key, mint, Subject, TokenRequest};
+    if args.create_key && !args.key_file.exists() {
+        let pem = generate_signing_key()?;
+        std::fs::write(&args.key_file, pem)
+            .map_err(|e| format!("--key-file {}: {e}", args.key_file.display()))?;
+    }
     let key = std::fs::read(&args.key_file)
         .map_err(|e| format!("--key-file {}: {e}", args.key_file.display()))?;
     let subject = match (args.user, args.service_account) {
