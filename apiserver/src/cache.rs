@@ -160,7 +160,12 @@ impl Filter {
                 match (before, now) {
                     (true, true) => Some(ev.line.clone()),
                     (false, true) => Some(event_line("ADDED", &ev.obj.json)),
-                    (true, false) => Some(event_line("DELETED", &ev.obj.json)),
+                    (true, false) => {
+                        let prev = ev.prev.as_ref()?;
+                        let mut value = (*prev.value).clone();
+                        set_resource_version(&mut value, ev.rv);
+                        Some(event_line("DELETED", &serde_json::to_vec(&value).ok()?))
+                    }
                     (false, false) => None,
                 }
             }
@@ -360,26 +365,51 @@ impl Cache {
         self.rv_tx.send_replace(rv);
     }
 
-    /// Applies one store event.
-    fn apply(&self, ty: StoreEventType, kv: &KeyValue) {
+    /// Applies one watch response's events under one lock, so a revision that touched several
+    /// keys is seen whole by every list and subscription.
+    fn apply_batch(&self, events: Vec<(StoreEventType, KeyValue)>) {
+        let mut st = self.state.write();
+        for (ty, kv) in events {
+            self.apply_locked(&mut st, ty, &kv);
+        }
+    }
+
+    fn deleted_event(key: &str, old: Arc<Obj>, rv: i64) -> Option<Event> {
+        let mut value = (*old.value).clone();
+        set_resource_version(&mut value, rv);
+        let json = serde_json::to_vec(&value).ok()?;
+        let line = event_line("DELETED", &json);
+        let start = line_prefix("DELETED").len();
+        let obj_json = line.slice(start..line.len() - LINE_SUFFIX.len());
+        Some(Event {
+            ty: EventType::Deleted,
+            rv,
+            obj: Arc::new(Obj::with_json(key, rv, value, obj_json)),
+            prev: Some(old),
+            line,
+        })
+    }
+
+    fn apply_locked(&self, st: &mut State, ty: StoreEventType, kv: &KeyValue) {
         let key = String::from_utf8_lossy(&kv.key).into_owned();
         let rv = kv.mod_revision;
-        let mut st = self.state.write();
+        st.rv = st.rv.max(rv);
         let prev = st.objects.get(&key).cloned();
-        let event = match ty {
-            StoreEventType::Put => {
-                let mut value: Value = match serde_json::from_slice(&kv.value) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        tracing::warn!(key, error = %e, "skipping undecodable stored object");
-                        return;
-                    }
-                };
-                set_resource_version(&mut value, rv);
-                let json = match serde_json::to_vec(&value) {
-                    Ok(j) => j,
-                    Err(_) => return,
-                };
+        let decoded = match ty {
+            StoreEventType::Put => match serde_json::from_slice::<Value>(&kv.value) {
+                Ok(mut value) => {
+                    set_resource_version(&mut value, rv);
+                    serde_json::to_vec(&value).ok().map(|j| (value, j))
+                }
+                Err(e) => {
+                    tracing::warn!(key, error = %e, "undecodable stored object; dropping it from the cache");
+                    None
+                }
+            },
+            StoreEventType::Delete => None,
+        };
+        let event = match decoded {
+            Some((value, json)) => {
                 let ty = if kv.create_revision == kv.mod_revision || prev.is_none() {
                     EventType::Added
                 } else {
@@ -401,27 +431,14 @@ impl Cache {
                     line,
                 }
             }
-            StoreEventType::Delete => {
+            // A delete, or a value that cannot be decoded: the object is gone for clients.
+            None => {
                 let Some(old) = st.objects.remove(&key) else {
-                    // Deleted before the cache ever saw it: nothing to tell watchers.
-                    st.rv = st.rv.max(rv);
                     return;
                 };
-                let mut value = (*old.value).clone();
-                set_resource_version(&mut value, rv);
-                let json = match serde_json::to_vec(&value) {
-                    Ok(j) => j,
-                    Err(_) => return,
-                };
-                let line = event_line("DELETED", &json);
-                let start = line_prefix("DELETED").len();
-                let obj_json = line.slice(start..line.len() - LINE_SUFFIX.len());
-                Event {
-                    ty: EventType::Deleted,
-                    rv,
-                    obj: Arc::new(Obj::with_json(&key, rv, value, obj_json)),
-                    prev: Some(old),
-                    line,
+                match Self::deleted_event(&key, old, rv) {
+                    Some(ev) => ev,
+                    None => return,
                 }
             }
         };
@@ -432,7 +449,6 @@ impl Cache {
             }
         }
         st.ring.push_back(event.clone());
-        st.rv = st.rv.max(rv);
         let _ = st.tx.send(event);
     }
 
@@ -579,12 +595,15 @@ async fn feed(cache: Arc<Cache>, store: Store, mut progress_rx: mpsc::Receiver<(
                         continue;
                     }
                     let n = resp.events.len();
-                    for ev in resp.events {
-                        let ty = StoreEventType::try_from(ev.r#type).unwrap_or(StoreEventType::Put);
-                        if let Some(kv) = ev.kv {
-                            cache.apply(ty, &kv);
-                        }
-                    }
+                    let batch = resp
+                        .events
+                        .into_iter()
+                        .filter_map(|ev| {
+                            let ty = StoreEventType::try_from(ev.r#type).unwrap_or(StoreEventType::Put);
+                            ev.kv.map(|kv| (ty, kv))
+                        })
+                        .collect();
+                    cache.apply_batch(batch);
                     cache.metrics.watch_events(cache.resource.plural, n as u64);
                     let rv = cache.revision();
                     cache.rv_tx.send_replace(rv);

@@ -217,8 +217,14 @@ fn bootstrap_namespaces() -> Vec<Value> {
         .collect()
 }
 
-/// Creates the bootstrap objects, retrying until the store answers.
-async fn bootstrap(store: Store) {
+/// Creates the bootstrap objects, retrying until the store answers, then waits until the
+/// watch caches the authorizer reads have seen them, and only then reports ready (as
+/// kube-apiserver's rbac/bootstrap-roles post-start hook does).
+async fn bootstrap(
+    store: Store,
+    caches: Vec<Arc<Cache>>,
+    done: Arc<std::sync::atomic::AtomicBool>,
+) {
     let mut objects = bootstrap_namespaces();
     objects.extend(auth::bootstrap_policy());
     let mut backoff = Duration::from_millis(100);
@@ -234,6 +240,23 @@ async fn bootstrap(store: Store) {
             }
         }
     }
+    loop {
+        match store.current_revision().await {
+            Ok(rev) => {
+                let mut all = true;
+                for c in &caches {
+                    all &= c.wait_for(rev, Duration::from_secs(3)).await;
+                }
+                if all {
+                    break;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "waiting for the store"),
+        }
+        tokio::time::sleep(backoff).await;
+    }
+    done.store(true, std::sync::atomic::Ordering::Release);
+    tracing::info!("bootstrap objects in place");
 }
 
 /// Runs the apiserver until `shutdown` completes.
@@ -279,7 +302,15 @@ pub async fn run(
             Cache::start(r, store.clone(), cfg.watch_cache_size, metrics.clone()),
         );
     }
-    tokio::spawn(bootstrap(store.clone()));
+    let bootstrapped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    tokio::spawn(bootstrap(
+        store.clone(),
+        ["namespaces", "clusterroles", "clusterrolebindings"]
+            .iter()
+            .filter_map(|p| caches.get(p).cloned())
+            .collect(),
+        bootstrapped.clone(),
+    ));
     let api = Arc::new(Api {
         store,
         caches,
@@ -288,6 +319,7 @@ pub async fn run(
         authz: cfg.authorization_mode,
         bookmark_interval: Duration::from_secs(cfg.watch_bookmark_interval.max(1)),
         version: version_info(),
+        bootstrapped,
     });
     let app = axum::Router::new()
         .fallback(handlers::handle)

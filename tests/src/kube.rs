@@ -89,24 +89,10 @@ impl ApiserverProc {
             }
             if self.ca.exists() {
                 let admin = self.admin();
+                // Ready: the store answers, every cache has listed, and the bootstrap
+                // namespaces and RBAC policy are in the caches the authorizer reads.
                 if let Ok((200, _)) = admin.try_raw("GET", "/readyz", None, "").await {
-                    // The bootstrap objects are created right after the caches are ready.
-                    if let Ok((200, _)) = admin
-                        .try_raw("GET", "/api/v1/namespaces/default", None, "")
-                        .await
-                    {
-                        if let Ok((200, _)) = admin
-                            .try_raw(
-                                "GET",
-                                "/apis/rbac.authorization.k8s.io/v1/clusterroles/system:kube-scheduler",
-                                None,
-                                "",
-                            )
-                            .await
-                        {
-                            return;
-                        }
-                    }
+                    return;
                 }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -1031,3 +1031,54 @@ async fn runs_against_a_real_etcd() {
         200
     );
 }
+
+/// A watcher that does not read is closed once it falls a whole watch-cache window behind;
+/// the others keep receiving every event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_that_cannot_keep_up_is_closed_without_stalling_others() {
+    let e = env(&["--watch-cache-size", "32"]).await;
+    let k = e.api.admin();
+    let cms = "/api/v1/namespaces/default/configmaps";
+    let (_, l) = k.get(cms).await;
+    let from = rv(&l);
+    let mut slow = k
+        .watch(&format!("{cms}?watch=true&resourceVersion={from}"))
+        .await;
+    let mut fast = k
+        .watch(&format!("{cms}?watch=true&resourceVersion={from}"))
+        .await;
+    // 120 events of 256 KiB: far more than socket buffers hold for the slow watcher.
+    let big = "x".repeat(256 * 1024);
+    let writer = {
+        let k = k.clone();
+        tokio::spawn(async move {
+            for i in 0..120 {
+                let cm = json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": format!("big{i}") }, "data": { "v": big } });
+                let (c, _) = k.post(cms, &cm).await;
+                assert_eq!(c, 201);
+            }
+        })
+    };
+    for i in 0..120 {
+        let ev = fast
+            .next()
+            .await
+            .expect("the fast watcher gets every event");
+        assert_eq!(ev["object"]["metadata"]["name"], format!("big{i}"));
+    }
+    writer.await.expect("writer");
+    // The slow watcher's stream ends early: it never sees all 120 events.
+    let mut seen = 0;
+    while slow.next().await.is_some() {
+        seen += 1;
+    }
+    assert!(
+        seen < 120,
+        "the slow watcher was not closed (saw {seen} events)"
+    );
+    let (_, m) = k.raw("GET", "/metrics", None, "").await;
+    assert!(
+        m.contains("apiserver_terminated_watchers_total{resource=\"configmaps\"} 1"),
+        "{m}"
+    );
+}

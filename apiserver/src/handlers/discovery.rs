@@ -175,6 +175,12 @@ async fn readyz(api: &Api) -> Response {
         .filter(|c| !c.ready())
         .map(|c| c.resource.plural)
         .collect();
+    if api.bootstrapped.load(std::sync::atomic::Ordering::Acquire) {
+        report.push_str("[+]poststarthook/rbac/bootstrap-roles ok\n");
+    } else {
+        healthy = false;
+        report.push_str("[-]poststarthook/rbac/bootstrap-roles failed: not finished\n");
+    }
     if not_ready.is_empty() {
         report.push_str("[+]watch-cache ok\n");
     } else {

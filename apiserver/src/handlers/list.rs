@@ -258,6 +258,11 @@ pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Response> {
                 "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
             ));
         }
+        if m == "Exact" && rv.as_deref() == Some("0") {
+            return Err(ApiError::bad_request(
+                "resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+            ));
+        }
     }
     if let Some(token) = ctx.query.get("continue").filter(|s| !s.is_empty()) {
         if rv.is_some() {
@@ -331,6 +336,14 @@ pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Response> {
                     StoreError::FutureRevision => too_large(at, 0),
                     e => store_error(e),
                 })?;
+            Ok(store_page_response(ctx, &filter, page))
+        }
+        // Not older than N with a page size: pages from the store's current revision.
+        (Some(v), _) if limit > 0 => {
+            parse_rv(v)?;
+            let page = read_store(ctx, &filter, filter.prefix.as_bytes().to_vec(), 0, limit)
+                .await
+                .map_err(store_error)?;
             Ok(store_page_response(ctx, &filter, page))
         }
         // Not older than N: the cache once it has reached N.

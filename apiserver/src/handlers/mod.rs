@@ -49,6 +49,8 @@ pub struct Api {
     pub bookmark_interval: Duration,
     /// The version /version reports.
     pub version: Value,
+    /// Set once the bootstrap namespaces and RBAC policy exist and the caches have them.
+    pub bootstrapped: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Api {
@@ -343,7 +345,7 @@ async fn resource_request(
         ("get", "" | "status") => objects::get(&ctx, name).await,
         ("get", "scale") => objects::get_scale(&ctx, name).await,
         ("list", "") => list::list(&ctx).await,
-        ("watch", "") => watch::watch(&ctx).await,
+        ("watch", "") => watch::watch(&ctx, name).await,
         ("create", "") => objects::create(&ctx, read_json(body, ct)?).await,
         ("create", "binding") => objects::bind(&ctx, name, read_json(body, ct)?).await,
         ("update", "") => objects::update(&ctx, name, read_json(body, ct)?).await,

@@ -232,7 +232,13 @@ const GENERATE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 fn generate_name(base: &str) -> String {
     use rand::Rng;
     let mut rng = rand::rng();
-    let base = if base.len() > 58 { &base[..58] } else { base };
+    // Kubernetes keeps at most 58 characters of the base (names are ASCII once validated;
+    // cut on a character boundary so odd input cannot panic here).
+    let mut cut = base.len().min(58);
+    while !base.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let base = &base[..cut];
     let suffix: String = (0..5)
         .map(|_| GENERATE_ALPHABET[rng.random_range(0..GENERATE_ALPHABET.len())] as char)
         .collect();
@@ -324,6 +330,18 @@ pub async fn create(ctx: &Ctx<'_>, mut obj: Value) -> ApiResult<Response> {
         obj["status"]["qosClass"] = json!(qos);
     }
     if dry {
+        // A dry run still tells the truth about names that are taken.
+        if ctx
+            .api
+            .store
+            .get(&ctx.key(&name))
+            .await
+            .map_err(store_error)?
+            .0
+            .is_some()
+        {
+            return Err(ApiError::already_exists(res, &name));
+        }
         return Ok(respond(StatusCode::CREATED, &obj));
     }
     let bytes = encode_for_store(&obj)?;
@@ -412,8 +430,10 @@ where
     Err(ApiError::conflict(res, name, ApiError::MODIFIED))
 }
 
+/// A resourceVersion precondition: empty or "0" means none (an unconditional update, as in
+/// Kubernetes).
 fn parse_rv(s: &str) -> ApiResult<Option<i64>> {
-    if s.is_empty() {
+    if s.is_empty() || s == "0" {
         return Ok(None);
     }
     s.parse::<i64>().map(Some).map_err(|_| {
@@ -895,7 +915,13 @@ pub async fn delete_collection(ctx: &Ctx<'_>, options: Option<Value>) -> ApiResu
     let mut items = Vec::new();
     for o in objs {
         let name = meta_str(&o.value, "name").to_string();
-        match delete_one(ctx, &name, grace, &policy, None, None, dry).await {
+        // A collection across namespaces deletes each object in its own namespace.
+        let namespace = meta_str(&o.value, "namespace").to_string();
+        let one = Ctx {
+            namespace: if ctx.res.namespaced { &namespace } else { "" },
+            ..*ctx
+        };
+        match delete_one(&one, &name, grace, &policy, None, None, dry).await {
             Ok((v, _)) => items.push(v),
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),

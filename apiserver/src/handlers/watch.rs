@@ -66,6 +66,8 @@ struct Watcher {
     cache: Arc<Cache>,
     filter: Filter,
     pending: VecDeque<Bytes>,
+    /// Live events received while initial events were still being sent.
+    backlog: VecDeque<Arc<Event>>,
     rx: Option<broadcast::Receiver<Arc<Event>>>,
     /// Events at or below this revision were already covered by the start.
     floor: i64,
@@ -82,7 +84,25 @@ impl Watcher {
     /// The next frame, or None when the watch is over.
     async fn next(&mut self) -> Option<Bytes> {
         if let Some(frame) = self.take_pending() {
+            // Keep taking live events while a large initial state is being sent, so that a
+            // watcher is not closed as too slow just because its start was big. Only
+            // pointers are held; the events are shared.
+            if !self.drain_into_backlog() {
+                return self.too_slow();
+            }
             return Some(frame);
+        }
+        if !self.backlog.is_empty() {
+            let mut lines = Vec::new();
+            while lines.len() < BATCH {
+                let Some(ev) = self.backlog.pop_front() else {
+                    break;
+                };
+                self.push_event(&ev, &mut lines);
+            }
+            if let Some(frame) = join(lines) {
+                return Some(frame);
+            }
         }
         loop {
             let rx = self.rx.as_mut()?;
@@ -101,16 +121,9 @@ impl Watcher {
                                 Err(_) => break,
                             }
                         }
-                        match lines.len() {
-                            0 => continue,
-                            1 => return lines.pop(),
-                            _ => {
-                                let mut b = BytesMut::with_capacity(lines.iter().map(Bytes::len).sum());
-                                for l in &lines {
-                                    b.put_slice(l);
-                                }
-                                return Some(b.freeze());
-                            }
+                        match join(lines) {
+                            Some(frame) => return Some(frame),
+                            None => continue,
                         }
                     }
                     Err(RecvError::Lagged(_)) => return self.too_slow(),
@@ -119,17 +132,48 @@ impl Watcher {
                 },
                 _ = tokio::time::sleep_until(self.next_bookmark), if self.bookmarks => {
                     self.next_bookmark = tokio::time::Instant::now() + self.bookmark_every;
+                    // The cache publishes a revision only after sending every event up to it,
+                    // so once the channel is drained after reading the revision, everything up
+                    // to it has been delivered and the bookmark may claim it.
                     let rv = self.cache.revision();
+                    let mut lines = Vec::new();
+                    loop {
+                        match self.rx.as_mut()?.try_recv() {
+                            Ok(ev) => self.push_event(&ev, &mut lines),
+                            Err(broadcast::error::TryRecvError::Lagged(_)) => return self.too_slow(),
+                            Err(broadcast::error::TryRecvError::Closed) => {
+                                self.rx = None;
+                                return join(lines);
+                            }
+                            Err(broadcast::error::TryRecvError::Empty) => break,
+                        }
+                    }
                     if rv > self.last_bookmark_rv && rv > self.floor {
                         self.last_bookmark_rv = rv;
-                        self.floor = rv;
-                        return Some(bookmark(self.res, rv, false));
+                        lines.push(bookmark(self.res, rv, false));
+                    }
+                    if let Some(frame) = join(lines) {
+                        return Some(frame);
                     }
                 }
                 _ = tokio::time::sleep_until(self.deadline) => {
                     self.rx = None;
                     return None;
                 }
+            }
+        }
+    }
+
+    /// Moves queued live events into the backlog; false when the watcher fell too far behind.
+    fn drain_into_backlog(&mut self) -> bool {
+        let Some(rx) = self.rx.as_mut() else {
+            return true;
+        };
+        loop {
+            match rx.try_recv() {
+                Ok(ev) => self.backlog.push_back(ev),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => return false,
+                Err(_) => return true,
             }
         }
     }
@@ -168,6 +212,21 @@ impl Watcher {
     }
 }
 
+/// One frame from several lines (shared bytes when there is just one).
+fn join(mut lines: Vec<Bytes>) -> Option<Bytes> {
+    match lines.len() {
+        0 => None,
+        1 => lines.pop(),
+        _ => {
+            let mut b = BytesMut::with_capacity(lines.iter().map(Bytes::len).sum());
+            for l in &lines {
+                b.put_slice(l);
+            }
+            Some(b.freeze())
+        }
+    }
+}
+
 /// Parses resourceVersion for a watch.
 fn parse_rv(s: &str) -> ApiResult<i64> {
     s.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
@@ -190,8 +249,21 @@ fn stream_response(frames: impl futures::Stream<Item = Bytes> + Send + 'static) 
 }
 
 /// GET with watch=true.
-pub async fn watch(ctx: &Ctx<'_>) -> ApiResult<Response> {
-    let filter = filter_from_query(ctx)?;
+pub async fn watch(ctx: &Ctx<'_>, name: &str) -> ApiResult<Response> {
+    let mut filter = filter_from_query(ctx)?;
+    if !name.is_empty() {
+        // A watch on one object (…/pods/<name>?watch=true) sees only that object.
+        let mut fields = ctx.query.get("fieldSelector").cloned().unwrap_or_default();
+        if !fields.is_empty() {
+            fields.push(',');
+        }
+        fields.push_str(&format!("metadata.name={name}"));
+        filter.fields = crate::selectors::FieldSelector::parse(
+            &fields,
+            crate::selectors::field_selector_fields(ctx.res.kind),
+        )
+        .map_err(ApiError::bad_request)?;
+    }
     let cache = ctx.api.cache(ctx.res).clone();
     let rv = ctx
         .query
@@ -219,13 +291,17 @@ pub async fn watch(ctx: &Ctx<'_>) -> ApiResult<Response> {
             ));
         }
     }
-    let timeout = match ctx.query.get("timeoutSeconds") {
-        Some(t) => Duration::from_secs(
-            t.parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds \"{t}\"")))?,
-        ),
-        // Kubernetes spreads unbounded watches over [30, 60) minutes.
-        None => Duration::from_secs(1800 + rand::random::<u64>() % 1800),
+    let requested = match ctx.query.get("timeoutSeconds") {
+        Some(t) => t
+            .parse::<u64>()
+            .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds \"{t}\"")))?,
+        None => 0,
+    };
+    let timeout = if requested == 0 {
+        // Kubernetes spreads watches without a timeout over [30, 60) minutes.
+        Duration::from_secs(1800 + rand::random::<u64>() % 1800)
+    } else {
+        Duration::from_secs(requested.min(365 * 24 * 3600))
     };
     // Which revision the start must reflect, and whether it starts with the current state.
     let (snapshot, min_rv) = match (send_initial, rv.as_deref()) {
@@ -300,6 +376,7 @@ pub async fn watch(ctx: &Ctx<'_>) -> ApiResult<Response> {
         cache,
         filter,
         pending,
+        backlog: VecDeque::new(),
         rx: Some(sub.rx),
         floor,
         bookmarks,
