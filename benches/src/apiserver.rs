@@ -118,7 +118,11 @@ impl Api {
             .send()
             .await
             .map_err(|e| e.to_string())?;
-        Ok(r.status().as_u16())
+        let code = r.status().as_u16();
+        // Read the answer: a dropped HTTP/2 response resets its stream, and too many resets
+        // make the connection fail.
+        let _ = r.bytes().await;
+        Ok(code)
     }
 }
 
@@ -315,6 +319,7 @@ async fn watch(
                 .await;
             match r {
                 Ok(r) if r.status() == 200 => {
+                    let _ = r.bytes().await;
                     updates.fetch_add(1, Ordering::Relaxed);
                 }
                 _ => {
