@@ -1,5 +1,5 @@
 # The README's commands. Each runs `make setup` first.
-#   make up     build and start what Strata has today (a three-member store cluster), Ctrl-C stops it
+#   make up     build and start what Strata has today (three store members and the apiserver), Ctrl-C stops it
 #   make test   the whole test suite (unit, integration, etcdctl, kill -9)
 #   make bench  criterion micro-benchmarks
 
