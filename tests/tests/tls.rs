@@ -206,3 +206,68 @@ fn three_members_replicate_over_mutual_tls_peer_links() {
         "{out}"
     );
 }
+
+/// The store's client port can be kept for the apiserver alone: with `--client-cert-auth`,
+/// the apiserver reaches it over https with its client certificate (kube-apiserver's
+/// --etcd-cafile/--etcd-certfile/--etcd-keyfile), and serves Kubernetes requests over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apiserver_reaches_a_client_cert_store_over_tls() {
+    if !require_tool("etcdctl") || !require_tool("openssl") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    make_certs(d);
+    let port = free_port();
+    let url = format!("https://127.0.0.1:{port}");
+    let child = Command::new(strata_bin())
+        .current_dir(d)
+        .args(["store", "--data-dir", "data"])
+        .args([
+            "--listen-client-urls",
+            &url,
+            "--advertise-client-urls",
+            &url,
+        ])
+        .args(["--listen-peer-urls", "http://127.0.0.1:0"])
+        .args(["--cert-file", "node.crt", "--key-file", "node.key"])
+        .args(["--trusted-ca-file", "ca.crt", "--client-cert-auth"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start strata store");
+    let _guard = Kill(child);
+    let with_cert = ["--cert", "node.crt", "--key", "node.key"];
+    wait_until("the TLS member to answer", || {
+        etcdctl(d, port, &with_cert, &["endpoint", "health"]).0
+    });
+    let path = |f: &str| d.join(f).to_string_lossy().into_owned();
+    let api = strata_tests::kube::ApiserverProc::start(
+        &d.join("api"),
+        &url,
+        &[
+            "--etcd-cafile",
+            &path("ca.crt"),
+            "--etcd-certfile",
+            &path("node.crt"),
+            "--etcd-keyfile",
+            &path("node.key"),
+        ],
+    )
+    .await;
+    let k = api.admin();
+    let cm = serde_json::json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "over-tls" }, "data": { "a": "b" } });
+    let (c, body) = k.post("/api/v1/namespaces/default/configmaps", &cm).await;
+    assert_eq!(c, 201, "{body}");
+    let (ok, out) = etcdctl(
+        d,
+        port,
+        &with_cert,
+        &[
+            "get",
+            "/registry/configmaps/default/over-tls",
+            "--print-value-only",
+        ],
+    );
+    assert!(ok && out.contains("over-tls"), "{out}");
+}
