@@ -286,6 +286,9 @@ async fn watch(
     eprintln!("{watchers} watchers open; updating {pods} pods at {rate}/s for {duration}s");
     let updates = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
+    let write_lat = Arc::new(parking_lot::Mutex::new(
+        hdrhistogram::Histogram::<u64>::new(3).map_err(|e| e.to_string())?,
+    ));
     let start = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -308,8 +311,10 @@ async fn watch(
         let path = format!("/api/v1/namespaces/{ns}/pods/{name}");
         let updates = updates.clone();
         let failures = failures.clone();
+        let write_lat = write_lat.clone();
         writers.push(tokio::spawn(async move {
             let _permit = permit;
+            let t = Instant::now();
             let patch = json!({ "metadata": { "annotations": { TS_KEY: now_ns().to_string() } } });
             let r = api
                 .req(reqwest::Method::PATCH, &path)
@@ -320,6 +325,7 @@ async fn watch(
             match r {
                 Ok(r) if r.status() == 200 => {
                     let _ = r.bytes().await;
+                    let _ = write_lat.lock().record(t.elapsed().as_micros() as u64);
                     updates.fetch_add(1, Ordering::Relaxed);
                 }
                 _ => {
@@ -349,6 +355,11 @@ async fn watch(
         }
     }
     let report = Report::new(&all, failures.load(Ordering::Relaxed), write_elapsed);
+    let writes = Report::new(
+        &write_lat.lock(),
+        failures.load(Ordering::Relaxed),
+        write_elapsed,
+    );
     let summary = json!({
         "watchers": watchers,
         "updates": done,
@@ -359,6 +370,7 @@ async fn watch(
         "events_per_sec": delivered as f64 / write_elapsed.as_secs_f64(),
         "watchers_missing_events": short,
         "delivery_latency": report,
+        "update_latency": writes,
         "apiserver_rss_kib": { "before": rss_before, "watching": rss_watching, "after": rss_after },
     });
     if json_out {
@@ -368,6 +380,8 @@ async fn watch(
             summary["updates_per_sec"].as_f64().unwrap_or(0.0), done * watchers as u64, summary["events_per_sec"].as_f64().unwrap_or(0.0));
         println!("Delivery latency (update sent -> event received):");
         print!("{}", report.text());
+        println!("\nUpdate latency (PATCH sent -> answer received), part of the above:");
+        print!("{}", writes.text());
         if let (Some(b), Some(w), Some(a)) = (rss_before, rss_watching, rss_after) {
             println!(
                 "apiserver RSS: {} MiB before, {} MiB with watchers open, {} MiB after the run",
