@@ -26,7 +26,7 @@ for i in 0 1 2; do
 done
 token=$("$BIN" token --key-file "$dir/sa.key" --create-key --user admin --group system:masters)
 "$BIN" apiserver --etcd-servers http://127.0.0.1:42371,http://127.0.0.1:42372,http://127.0.0.1:42373 \
-  --secure-port 46443 --cert-dir "$dir/certs" --service-account-key-file "$dir/sa.key" 2>"$dir/apiserver.log" &
+  --secure-port 46443 --cert-dir "$dir/certs" --service-account-key-file "$dir/sa.key" ${APISERVER_ARGS:-} 2>"$dir/apiserver.log" &
 api=$!
 pids+=($api)
 for _ in $(seq 1 300); do

@@ -47,6 +47,8 @@ pub struct Api {
     pub authz: AuthorizationMode,
     /// How often a watcher that asked for bookmarks gets one.
     pub bookmark_interval: Duration,
+    /// How long a watcher lingers after an event to gather more into one write.
+    pub coalesce: Duration,
     /// The version /version reports.
     pub version: Value,
     /// Set once the bootstrap namespaces and RBAC policy exist and the caches have them.

@@ -73,6 +73,7 @@ struct Watcher {
     floor: i64,
     bookmarks: bool,
     bookmark_every: Duration,
+    coalesce: Duration,
     last_bookmark_rv: i64,
     next_bookmark: tokio::time::Instant,
     deadline: tokio::time::Instant,
@@ -111,6 +112,9 @@ impl Watcher {
                     Ok(ev) => {
                         let mut lines = Vec::new();
                         self.push_event(&ev, &mut lines);
+                        if !self.coalesce.is_zero() && !lines.is_empty() {
+                            tokio::time::sleep(self.coalesce).await;
+                        }
                         // Coalesce whatever else is already queued.
                         while lines.len() < BATCH {
                             match self.rx.as_mut()?.try_recv() {
@@ -381,6 +385,7 @@ pub async fn watch(ctx: &Ctx<'_>, name: &str) -> ApiResult<Response> {
         floor,
         bookmarks,
         bookmark_every: ctx.api.bookmark_interval,
+        coalesce: ctx.api.coalesce,
         last_bookmark_rv: floor,
         next_bookmark: tokio::time::Instant::now() + ctx.api.bookmark_interval,
         deadline: tokio::time::Instant::now() + timeout,
