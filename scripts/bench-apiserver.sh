@@ -37,4 +37,4 @@ common=(--server https://127.0.0.1:46443 --token "$token" --ca "$dir/certs/ca.cr
 echo "== watch fan-out: $WATCHERS watchers, $RATE updates/s, ${DURATION}s"
 [ "${SKIP_WATCH:-}" = 1 ] || "$BIN" bench apiserver "${common[@]}" --namespace fanout watch --watchers "$WATCHERS" --rate "$RATE" --duration "$DURATION"
 echo "== list of $OBJECTS pods"
-"$BIN" bench apiserver "${common[@]}" --namespace big list --objects "$OBJECTS" --total "$LISTS"
+[ "${SKIP_LIST:-}" = 1 ] || "$BIN" bench apiserver "${common[@]}" --namespace big list --objects "$OBJECTS" --total "$LISTS"
