@@ -10,6 +10,8 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+use crate::validation::common::{go_strings, label_value_errors, q, qualified_name_errors};
+
 // ---------------------------------------------------------------------------------------------
 // Label selectors
 // ---------------------------------------------------------------------------------------------
@@ -46,7 +48,7 @@ impl Requirement {
         if !key_errs.is_empty() {
             errs.push(format!(
                 "key: Invalid value: {}: {}",
-                go_quote(key),
+                q(key),
                 key_errs.join("; ")
             ));
         }
@@ -63,7 +65,7 @@ impl Requirement {
                 if values.len() != 1 {
                     errs.push(format!(
                         "values: Invalid value: {}: exact-match compatibility requires one single value",
-                        go_string_slice(&values)
+                        go_strings(Some(&values))
                     ));
                 }
             }
@@ -71,7 +73,7 @@ impl Requirement {
                 if !values.is_empty() {
                     errs.push(format!(
                         "values: Invalid value: {}: values set must be empty for exists and does not exist",
-                        go_string_slice(&values)
+                        go_strings(Some(&values))
                     ));
                 }
             }
@@ -79,14 +81,14 @@ impl Requirement {
                 if values.len() != 1 {
                     errs.push(format!(
                         "values: Invalid value: {}: for 'Gt', 'Lt' operators, exactly one value is required",
-                        go_string_slice(&values)
+                        go_strings(Some(&values))
                     ));
                 }
                 for (i, v) in values.iter().enumerate() {
                     if v.parse::<i64>().is_err() {
                         errs.push(format!(
                             "values[{i}]: Invalid value: {}: for 'Gt', 'Lt' operators, the value must be an integer",
-                            go_quote(v)
+                            q(v)
                         ));
                     }
                 }
@@ -97,7 +99,7 @@ impl Requirement {
             if !msgs.is_empty() {
                 errs.push(format!(
                     "values[{i}][{key}]: Invalid value: {}: {}",
-                    go_quote(v),
+                    q(v),
                     msgs.join("; ")
                 ));
             }
@@ -237,7 +239,7 @@ impl LabelSelector {
                         other => {
                             return Err(format!(
                                 "{} is not a valid label selector operator",
-                                go_quote(other)
+                                q(other)
                             ))
                         }
                     };
@@ -504,7 +506,7 @@ impl Parser {
         if !errs.is_empty() {
             return Err(format!(
                 "<nil>: Invalid value: {}: {}",
-                go_quote(&l),
+                q(&l),
                 errs.join("; ")
             ));
         }
@@ -659,7 +661,7 @@ impl FieldSelector {
                 if allowed == DEFAULT_FIELDS {
                     return Err(format!(
                         "{} is not a known field selector: only \"metadata.name\", \"metadata.namespace\"",
-                        go_quote(&t.field)
+                        q(&t.field)
                     ));
                 }
                 return Err(format!("field label not supported: {}", t.field));
@@ -859,138 +861,6 @@ pub fn field_selector_fields(kind: &str) -> &'static [&'static str] {
         }
         _ => DEFAULT_FIELDS,
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Name validation (apimachinery util/validation), as the selectors need it
-// ---------------------------------------------------------------------------------------------
-
-const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
-const QUALIFIED_NAME_ERR: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
-const LABEL_VALUE_FMT: &str = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?";
-const LABEL_VALUE_ERR: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
-const DNS1123_SUBDOMAIN_FMT: &str =
-    "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
-const DNS1123_SUBDOMAIN_ERR: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
-
-fn regex_error(msg: &str, fmt: &str, examples: &[&str]) -> String {
-    let mut s = msg.to_string();
-    s.push_str(" (e.g. ");
-    for (i, e) in examples.iter().enumerate() {
-        if i > 0 {
-            s.push_str(" or ");
-        }
-        s.push('\'');
-        s.push_str(e);
-        s.push_str("', ");
-    }
-    s.push_str("regex used for validation is '");
-    s.push_str(fmt);
-    s.push_str("')");
-    s
-}
-
-fn is_qualified_name_part(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-}
-
-/// The character rules of a DNS-1123 label, without its length limit.
-fn dns1123_label_chars(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-}
-
-fn subdomain_errors(s: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if s.len() > 253 {
-        errs.push("must be no more than 253 characters".to_string());
-    }
-    if !s.split('.').all(dns1123_label_chars) {
-        errs.push(regex_error(
-            DNS1123_SUBDOMAIN_ERR,
-            DNS1123_SUBDOMAIN_FMT,
-            &["example.com"],
-        ));
-    }
-    errs
-}
-
-/// apimachinery `validation.IsQualifiedName`.
-fn qualified_name_errors(value: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    let parts: Vec<&str> = value.split('/').collect();
-    let name = match parts.as_slice() {
-        [name] => *name,
-        [prefix, name] => {
-            if prefix.is_empty() {
-                errs.push("prefix part must be non-empty".to_string());
-            } else {
-                for m in subdomain_errors(prefix) {
-                    errs.push(format!("prefix part {m}"));
-                }
-            }
-            *name
-        }
-        _ => {
-            errs.push(format!(
-                "a qualified name {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
-                regex_error(QUALIFIED_NAME_ERR, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"])
-            ));
-            return errs;
-        }
-    };
-    if name.is_empty() {
-        errs.push("name part must be non-empty".to_string());
-    } else if name.len() > 63 {
-        errs.push("name part must be no more than 63 characters".to_string());
-    }
-    if !is_qualified_name_part(name) {
-        errs.push(format!(
-            "name part {}",
-            regex_error(
-                QUALIFIED_NAME_ERR,
-                QUALIFIED_NAME_FMT,
-                &["MyName", "my.name", "123-abc"]
-            )
-        ));
-    }
-    errs
-}
-
-/// apimachinery `validation.IsValidLabelValue`.
-fn label_value_errors(value: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if value.len() > 63 {
-        errs.push("must be no more than 63 characters".to_string());
-    }
-    if !value.is_empty() && !is_qualified_name_part(value) {
-        errs.push(regex_error(
-            LABEL_VALUE_ERR,
-            LABEL_VALUE_FMT,
-            &["MyValue", "my_value", "12345"],
-        ));
-    }
-    errs
-}
-
-/// Go's `%q` of a string (close enough: escapes quotes, backslashes and control characters).
-fn go_quote(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
-}
-
-/// Go's `%#v` of a `[]string`.
-fn go_string_slice(v: &[String]) -> String {
-    let items: Vec<String> = v.iter().map(|s| go_quote(s)).collect();
-    format!("[]string{{{}}}", items.join(", "))
 }
 
 #[cfg(test)]

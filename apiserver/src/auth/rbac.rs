@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{node, UserInfo, GROUP_MASTERS};
+use crate::validation::common::q;
 
 /// What a request wants to do (Kubernetes' authorizer.Attributes).
 #[derive(Clone, Copy, Debug)]
@@ -103,7 +104,7 @@ fn rbac_authorize(attrs: &Attributes<'_>, policy: &dyn PolicySource) -> Result<(
             }
             None => errors.push(format!(
                 "clusterrole.rbac.authorization.k8s.io {} not found",
-                go_quote(role_name)
+                q(role_name)
             )),
         }
     }
@@ -129,7 +130,7 @@ fn rbac_authorize(attrs: &Attributes<'_>, policy: &dyn PolicySource) -> Result<(
                 }
                 None => errors.push(format!(
                     "{kind}.rbac.authorization.k8s.io {} not found",
-                    go_quote(role_name)
+                    q(role_name)
                 )),
             }
         }
@@ -247,13 +248,9 @@ fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
 /// namespace "default"`, or `forbidden: User "bob" cannot get path "/metrics"`; `: <reason>` is
 /// appended when the reason is non-empty.
 pub fn forbidden_message(attrs: &Attributes<'_>, reason: &str) -> String {
-    let user = go_quote(&attrs.user.name);
+    let user = q(&attrs.user.name);
     let mut msg = if !attrs.resource_request {
-        format!(
-            "User {user} cannot {} path {}",
-            attrs.verb,
-            go_quote(attrs.path)
-        )
+        format!("User {user} cannot {} path {}", attrs.verb, q(attrs.path))
     } else {
         let resource = if attrs.subresource.is_empty() {
             attrs.resource.to_string()
@@ -263,13 +260,13 @@ pub fn forbidden_message(attrs: &Attributes<'_>, reason: &str) -> String {
         let scope = if attrs.namespace.is_empty() {
             "at the cluster scope".to_string()
         } else {
-            format!("in the namespace {}", go_quote(attrs.namespace))
+            format!("in the namespace {}", q(attrs.namespace))
         };
         format!(
             "User {user} cannot {} resource {} in API group {} {scope}",
             attrs.verb,
-            go_quote(&resource),
-            go_quote(attrs.api_group),
+            q(&resource),
+            q(attrs.api_group),
         )
     };
     // Kubernetes HTML-escapes the generated part.
@@ -291,29 +288,8 @@ pub fn forbidden_message(attrs: &Attributes<'_>, reason: &str) -> String {
     if attrs.name.is_empty() {
         format!("{qualified} is forbidden: {msg}")
     } else {
-        format!("{qualified} {} is forbidden: {msg}", go_quote(attrs.name))
+        format!("{qualified} {} is forbidden: {msg}", q(attrs.name))
     }
-}
-
-/// Go's %q for the strings that appear here.
-pub(super) fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]

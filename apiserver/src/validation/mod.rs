@@ -5,7 +5,7 @@
 //! validates, and re-encodes. [`validate_update`] adds the update-only rules (immutable fields).
 //! The module is self-contained: it depends on nothing else in the crate.
 
-mod common;
+pub(crate) mod common;
 mod defaults;
 mod kinds;
 mod pod;
