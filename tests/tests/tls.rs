@@ -108,6 +108,41 @@ fn etcdctl(dir: &Path, port: u16, extra: &[&str], args: &[&str]) -> (bool, Strin
     (out.status.success(), text)
 }
 
+/// A one-member store with an https client URL requiring client certificates
+/// (`--client-cert-auth`), using the certificates of `make_certs` in `d`; its port and a guard
+/// that stops it. Returns once etcdctl with the client certificate gets an answer.
+fn start_client_cert_store(d: &Path) -> (u16, Kill) {
+    let port = free_port();
+    let url = format!("https://127.0.0.1:{port}");
+    let child = Command::new(strata_bin())
+        .current_dir(d)
+        .args(["store", "--data-dir", "data"])
+        .args([
+            "--listen-client-urls",
+            &url,
+            "--advertise-client-urls",
+            &url,
+        ])
+        .args(["--listen-peer-urls", "http://127.0.0.1:0"])
+        .args(["--cert-file", "node.crt", "--key-file", "node.key"])
+        .args(["--trusted-ca-file", "ca.crt", "--client-cert-auth"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start strata store");
+    let guard = Kill(child);
+    wait_until("the TLS member to answer", || {
+        etcdctl(
+            d,
+            port,
+            &["--cert", "node.crt", "--key", "node.key"],
+            &["endpoint", "health"],
+        )
+        .0
+    });
+    (port, guard)
+}
+
 #[test]
 fn https_client_urls_with_client_certificates() {
     if !require_tool("etcdctl") || !require_tool("openssl") {
@@ -116,39 +151,8 @@ fn https_client_urls_with_client_certificates() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     make_certs(d);
-    let port = free_port();
-    let url = format!("https://127.0.0.1:{port}");
-    let child = Command::new(strata_bin())
-        .current_dir(d)
-        .args([
-            "store",
-            "--data-dir",
-            "data",
-            "--listen-client-urls",
-            &url,
-            "--advertise-client-urls",
-            &url,
-            "--listen-peer-urls",
-            "http://127.0.0.1:0",
-        ])
-        .args([
-            "--cert-file",
-            "node.crt",
-            "--key-file",
-            "node.key",
-            "--trusted-ca-file",
-            "ca.crt",
-            "--client-cert-auth",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start strata store");
-    let _guard = Kill(child);
+    let (port, _guard) = start_client_cert_store(d);
     let with_cert = ["--cert", "node.crt", "--key", "node.key"];
-    wait_until("the TLS member to answer", || {
-        etcdctl(d, port, &with_cert, &["endpoint", "health"]).0
-    });
 
     let (ok, out) = etcdctl(d, port, &with_cert, &["put", "secure", "yes"]);
     assert!(ok, "{out}");
@@ -218,29 +222,9 @@ async fn apiserver_reaches_a_client_cert_store_over_tls() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     make_certs(d);
-    let port = free_port();
+    let (port, _guard) = start_client_cert_store(d);
     let url = format!("https://127.0.0.1:{port}");
-    let child = Command::new(strata_bin())
-        .current_dir(d)
-        .args(["store", "--data-dir", "data"])
-        .args([
-            "--listen-client-urls",
-            &url,
-            "--advertise-client-urls",
-            &url,
-        ])
-        .args(["--listen-peer-urls", "http://127.0.0.1:0"])
-        .args(["--cert-file", "node.crt", "--key-file", "node.key"])
-        .args(["--trusted-ca-file", "ca.crt", "--client-cert-auth"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start strata store");
-    let _guard = Kill(child);
     let with_cert = ["--cert", "node.crt", "--key", "node.key"];
-    wait_until("the TLS member to answer", || {
-        etcdctl(d, port, &with_cert, &["endpoint", "health"]).0
-    });
     let path = |f: &str| d.join(f).to_string_lossy().into_owned();
     let api = strata_tests::kube::ApiserverProc::start(
         &d.join("api"),
