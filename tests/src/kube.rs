@@ -109,38 +109,37 @@ impl ApiserverProc {
     }
 
     pub fn token_with(&self, user: &str, groups: &[&str], ttl: Duration) -> String {
-        use strata_apiserver::auth::{mint, Subject, TokenRequest};
-        let key = std::fs::read(&self.signing_key).expect("signing key");
-        mint(
-            &key,
-            &TokenRequest {
-                subject: Subject::User {
-                    name: user.to_string(),
-                    groups: groups.iter().map(|g| g.to_string()).collect(),
-                },
-                issuer: ISSUER.into(),
-                audiences: vec![ISSUER.into()],
-                ttl,
+        self.mint(
+            strata_apiserver::auth::Subject::User {
+                name: user.to_string(),
+                groups: groups.iter().map(|g| g.to_string()).collect(),
             },
+            ttl,
         )
-        .expect("mint token")
     }
 
     /// A service account's token.
     pub fn sa_token(&self, namespace: &str, name: &str) -> String {
-        use strata_apiserver::auth::{mint, Subject, TokenRequest};
+        self.mint(
+            strata_apiserver::auth::Subject::ServiceAccount {
+                namespace: namespace.into(),
+                name: name.into(),
+                uid: None,
+            },
+            Duration::from_secs(3600),
+        )
+    }
+
+    /// A token for `subject`, signed with this apiserver's key, for its issuer and audience.
+    fn mint(&self, subject: strata_apiserver::auth::Subject, ttl: Duration) -> String {
         let key = std::fs::read(&self.signing_key).expect("signing key");
-        mint(
+        strata_apiserver::auth::mint(
             &key,
-            &TokenRequest {
-                subject: Subject::ServiceAccount {
-                    namespace: namespace.into(),
-                    name: name.into(),
-                    uid: None,
-                },
+            &strata_apiserver::auth::TokenRequest {
+                subject,
                 issuer: ISSUER.into(),
                 audiences: vec![ISSUER.into()],
-                ttl: Duration::from_secs(3600),
+                ttl,
             },
         )
         .expect("mint token")
@@ -169,10 +168,7 @@ impl ApiserverProc {
     }
 
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        crate::kill9(&mut self.child);
     }
 }
 

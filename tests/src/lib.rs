@@ -185,7 +185,7 @@ impl Drop for StoreProc {
 }
 
 /// kill -9 the child (if any) and reap it.
-fn kill9(child: &mut Option<Child>) {
+pub(crate) fn kill9(child: &mut Option<Child>) {
     if let Some(mut c) = child.take() {
         let _ = c.kill();
         let _ = c.wait();

@@ -939,12 +939,7 @@ pub async fn delete_collection(ctx: &Ctx<'_>, options: Option<Value>) -> ApiResu
 /// POST pods/<name>/binding: assigns the pod to a node, only if it has none.
 pub async fn bind(ctx: &Ctx<'_>, name: &str, mut binding: Value) -> ApiResult<Response> {
     check_kind(&mut binding, "v1", "Binding")?;
-    let body_name = meta_str(&binding, "name");
-    if !body_name.is_empty() && body_name != name {
-        return Err(ApiError::bad_request(format!(
-            "the name of the object ({body_name}) does not match the name on the URL ({name})"
-        )));
-    }
+    check_body_name(&binding, name)?;
     let node = binding
         .pointer("/target/name")
         .and_then(Value::as_str)
