@@ -11,6 +11,7 @@ pub mod handlers;
 pub mod metrics;
 pub mod registry;
 pub mod request;
+pub mod schema;
 pub mod selectors;
 pub mod server;
 pub mod status;
