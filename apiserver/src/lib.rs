@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cache;
 pub mod handlers;
 pub mod metrics;
+pub mod patch;
 pub mod registry;
 pub mod request;
 pub mod schema;
