@@ -7,9 +7,12 @@
 //! - [`fieldpath`], [`typed`], [`managed`]: server-side apply and managedFields (field sets,
 //!   typed merge and comparison, ownership, conflicts), after structured-merge-diff.
 
+pub mod fieldpath;
 pub mod json_patch;
+pub mod managed;
 pub mod merge;
 pub mod strategic;
+pub mod typed;
 
 /// The patch types kube-apiserver accepts, by Content-Type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

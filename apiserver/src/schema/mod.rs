@@ -13,6 +13,7 @@
 mod build;
 pub mod extensions;
 mod node;
+pub mod zero;
 
 use std::sync::LazyLock;
 
@@ -28,13 +29,21 @@ pub struct Schema {
     definitions: Map<String, Value>,
     /// Extension rows that named no generated definition or field (empty; tested).
     pub unmatched: Vec<String>,
+    zero: std::collections::HashMap<&'static str, Vec<(&'static str, Value)>>,
 }
 
 static SCHEMA: LazyLock<Schema> = LazyLock::new(|| {
     let (definitions, unmatched) = build::build();
+    let mut zero: std::collections::HashMap<&'static str, Vec<(&'static str, Value)>> =
+        std::collections::HashMap::new();
+    for (definition, field, value) in zero::ZERO_FIELDS {
+        let value = serde_json::from_str(value).expect("the zero-value table holds JSON");
+        zero.entry(*definition).or_default().push((*field, value));
+    }
     Schema {
         definitions,
         unmatched: unmatched.rows,
+        zero,
     }
 });
 
@@ -72,17 +81,32 @@ impl Schema {
 
     /// The node of a named definition (untyped when there is no such definition).
     pub fn node(&'static self, name: &str) -> Node<'static> {
-        match self.definitions.get(name) {
-            Some(def) => Node::new(self, None, def),
+        match self.definitions.get_key_value(name) {
+            Some((name, def)) => Node::named(self, name, def),
             None => Node::untyped(self),
         }
     }
 
     /// Resolves a `$ref` to its definition.
+    #[cfg(test)]
     fn resolve(&self, reference: &str) -> Option<&Value> {
-        reference
-            .strip_prefix(REF_PREFIX)
-            .and_then(|name| self.definitions.get(name))
+        let name = reference.strip_prefix(REF_PREFIX)?;
+        self.definitions.get(name)
+    }
+
+    fn resolve_named<'a>(&'a self, reference: &str) -> Option<(&'a str, &'a Value)> {
+        let name = reference.strip_prefix(REF_PREFIX)?;
+        self.definitions
+            .get_key_value(name)
+            .map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The Go zero-value fields of a definition (see [`zero`]).
+    pub fn zero_fields(&self, definition: &str) -> &[(&'static str, Value)] {
+        self.zero
+            .get(definition)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 }
 

@@ -43,6 +43,8 @@ pub struct Node<'s> {
     site: Option<&'s Value>,
     /// The schema after following `$ref`.
     target: Option<&'s Value>,
+    /// The definition name of the target, when it is a named type.
+    name: Option<&'s str>,
 }
 
 impl std::fmt::Debug for Node<'_> {
@@ -66,14 +68,25 @@ fn reference(v: &Value) -> Option<&str> {
 
 impl<'s> Node<'s> {
     pub(super) fn new(schema: &'s Schema, site: Option<&'s Value>, v: &'s Value) -> Node<'s> {
-        let target = match reference(v) {
-            Some(r) => schema.resolve(r),
-            None => Some(v),
+        let (name, target) = match reference(v).map(|r| schema.resolve_named(r)) {
+            Some(Some((name, def))) => (Some(name), Some(def)),
+            Some(None) => (None, None),
+            None => (None, Some(v)),
         };
         Node {
             schema,
             site: site.or(Some(v)),
             target,
+            name,
+        }
+    }
+
+    pub(super) fn named(schema: &'s Schema, name: &'s str, def: &'s Value) -> Node<'s> {
+        Node {
+            schema,
+            site: Some(def),
+            target: Some(def),
+            name: Some(name),
         }
     }
 
@@ -82,6 +95,7 @@ impl<'s> Node<'s> {
             schema,
             site: None,
             target: None,
+            name: None,
         }
     }
 
@@ -94,8 +108,15 @@ impl<'s> Node<'s> {
 
     /// The name of the definition this node refers to, if it is a named type.
     pub fn definition_name(&self) -> Option<&'s str> {
-        let r = self.site.and_then(reference)?;
-        r.strip_prefix(super::REF_PREFIX)
+        self.name
+    }
+
+    /// The Go zero-value fields of this node's type (none for unnamed types).
+    pub fn zero_fields(&self) -> &'s [(&'static str, Value)] {
+        match self.name {
+            Some(n) => self.schema.zero_fields(n),
+            None => &[],
+        }
     }
 
     /// An extension (or other keyword), looked up on the site first, then the target.
