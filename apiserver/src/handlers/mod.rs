@@ -3,10 +3,11 @@
 
 mod access;
 mod discovery;
+mod field_validation;
 mod list;
 mod negotiate;
-mod openapi;
 mod objects;
+mod openapi;
 mod watch;
 
 pub use objects::now;
@@ -379,6 +380,28 @@ async fn resource_request(
         ("get" | "list" | "watch", "" | "status") => negotiate::target(accept, query)?,
         _ => negotiate::Target::Object,
     };
+    // Unknown and duplicate fields in a JSON body (fieldValidation).
+    let mut warnings = Vec::new();
+    if matches!(
+        (info.verb.as_str(), sub),
+        ("create", "") | ("update", "" | "status")
+    ) && !ct.starts_with(crate::protobuf::MEDIA_TYPE)
+    {
+        let directive = field_validation::FieldValidation::parse(
+            query.get("fieldValidation").map(String::as_str),
+        )
+        .map_err(ApiError::bad_request)?;
+        if let Ok(value) = serde_json::from_slice::<Value>(body) {
+            let node = crate::schema::get().root(res);
+            warnings =
+                field_validation::check(directive, node, &value, Some(body)).map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "{} in version \"{}\" cannot be handled as a {}: {e}",
+                        res.kind, res.version, res.kind
+                    ))
+                })?;
+        }
+    }
     let resp = match (info.verb.as_str(), sub) {
         ("get", "" | "status") => objects::get(&ctx, name).await,
         ("get", "scale") => objects::get_scale(&ctx, name).await,
@@ -400,9 +423,20 @@ async fn resource_request(
             info.path
         ))),
     }?;
+    let mut resp = resp;
+    for w in warnings {
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - {}", go_quote(&w))) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
     match info.verb.as_str() {
         "watch" => Ok(negotiate::convert_watch(res, target, resp)),
         "get" | "list" => negotiate::convert(res, target, resp).await,
         _ => Ok(resp),
     }
+}
+
+/// A string quoted as Go's %q writes it (Warning header texts are quoted this way).
+fn go_quote(s: &str) -> String {
+    crate::validation::common::q(s)
 }

@@ -205,7 +205,10 @@ async fn require_namespace(ctx: &Ctx<'_>, creating: Option<&str>) -> ApiResult<(
     // Read-your-writes: a namespace this apiserver just deleted (made Terminating) must be seen
     // so by the next create, so the cache is first brought up to this process's own writes.
     let cache = match ctx.api.caches.get("namespaces") {
-        Some(c) if c.wait_for(ctx.api.store.written_revision(), NAMESPACE_CACHE_WAIT).await => {
+        Some(c)
+            if c.wait_for(ctx.api.store.written_revision(), NAMESPACE_CACHE_WAIT)
+                .await =>
+        {
             Some(c)
         }
         _ => None,
