@@ -4,6 +4,7 @@
 mod access;
 mod discovery;
 mod field_validation;
+mod impersonate;
 mod list;
 mod negotiate;
 mod objects;
@@ -261,7 +262,9 @@ pub async fn handle(State(api): State<Arc<Api>>, req: Request<Body>) -> Response
     let query = query_map(req.uri());
     let path = req.uri().path().to_string();
     let info = request::parse(req.method(), &path, &query);
-    let user = match authenticate(&api, &req) {
+    let user = match authenticate(&api, &req)
+        .and_then(|u| impersonate::effective_user(&api, u, req.headers()))
+    {
         Ok(u) => u,
         Err(e) => return finish(&api, &info, None, start, e.into_response()),
     };

@@ -332,8 +332,9 @@ pub async fn create(ctx: &Ctx<'_>, mut obj: Value) -> ApiResult<Response> {
             meta.remove("generation");
         }
     }
-    if res.has_status() {
-        // Status is the system's to write; a new object starts with none (plus defaults).
+    // Status is the system's to write; a new object starts with none (plus defaults). Nodes
+    // are the exception, as in Kubernetes: a kubelet registers its node with its status.
+    if res.has_status() && res.kind != "Node" {
         if let Some(o) = obj.as_object_mut() {
             o.remove("status");
         }
