@@ -4,6 +4,7 @@
 mod discovery;
 mod list;
 mod objects;
+mod patch;
 mod watch;
 
 pub use objects::now;
@@ -244,6 +245,12 @@ pub async fn handle(State(api): State<Arc<Api>>, req: Request<Body>) -> Response
         Err(e) => return finish(&api, &info, None, start, e.into_response()),
     };
     let ct = content_type(&req);
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let is_get = req.method() == http::Method::GET || req.method() == http::Method::HEAD;
     let (parts, body) = req.into_parts();
     let body = if is_get {
@@ -258,7 +265,7 @@ pub async fn handle(State(api): State<Arc<Api>>, req: Request<Body>) -> Response
         return finish(&api, &info, Some(&user), start, e.into_response());
     }
     let resp = if info.is_resource {
-        match resource_request(&api, &info, &query, &user, &ct, &body).await {
+        match resource_request(&api, &info, &query, &user, &ct, &user_agent, &body).await {
             Ok(r) => r,
             Err(e) => e.into_response(),
         }
@@ -307,6 +314,7 @@ async fn resource_request(
     query: &HashMap<String, String>,
     user: &UserInfo,
     ct: &str,
+    user_agent: &str,
     body: &[u8],
 ) -> ApiResult<Response> {
     if !registry::serves_version(&info.group, &info.version) {
@@ -342,6 +350,7 @@ async fn resource_request(
         namespace,
         query,
         user,
+        user_agent,
     };
     match (info.verb.as_str(), sub) {
         ("get", "" | "status") => objects::get(&ctx, name).await,
@@ -354,7 +363,7 @@ async fn resource_request(
         ("update", "status") => objects::update_status(&ctx, name, read_json(body, ct)?).await,
         ("update", "finalize") => objects::finalize(&ctx, name, read_json(body, ct)?).await,
         ("update", "scale") => objects::update_scale(&ctx, name, read_json(body, ct)?).await,
-        ("patch", "" | "status" | "scale") => objects::patch(&ctx, name, sub, ct, body).await,
+        ("patch", "" | "status" | "scale") => patch::patch(&ctx, name, sub, ct, body).await,
         ("delete", "") => objects::delete(&ctx, name, read_optional_json(body)?).await,
         ("deletecollection", "") => {
             objects::delete_collection(&ctx, read_optional_json(body)?).await
