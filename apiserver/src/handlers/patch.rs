@@ -17,8 +17,9 @@ use super::objects::{
     admit_update, carry_server_fields, check_kind, check_namespace, create_object, dry_run,
     guaranteed_update, meta_str, parse_rv, read, respond, scale_of, update_answer, Ctx,
 };
+use crate::patch::apply::{self, ApplyError};
 use crate::patch::json_patch::{self, JsonPatchError};
-use crate::patch::managed::{self, ApplyError, Writer};
+use crate::patch::managed::{self, Writer};
 use crate::patch::merge::merge_patch;
 use crate::patch::strategic::{strategic_merge_patch, SmpError};
 use crate::patch::{typed, PatchType};
@@ -341,7 +342,7 @@ pub async fn patch(
             if !sub.is_empty() {
                 return Err(ApiError::not_found(res, name));
             }
-            let obj = managed::apply(&json!({}), cfg, root, &manager.writer(), force)
+            let obj = apply::apply(&json!({}), cfg, root, &manager.writer(), force)
                 .map_err(apply_error)?;
             return create_object(ctx, obj, None).await;
         }
@@ -365,7 +366,7 @@ pub async fn patch(
             Body::Json(ops) => json_patch::apply(&old, ops).map_err(json_patch_error)?,
             Body::Strategic(p) => strategic_merge_patch(&old, p, root).map_err(smp_error)?,
             Body::Apply(cfg) => {
-                managed::apply(&old, cfg, root, &manager.writer(), force).map_err(apply_error)?
+                apply::apply(&old, cfg, root, &manager.writer(), force).map_err(apply_error)?
             }
         };
         if !matches!(body, Body::Merge(_)) {
