@@ -1,9 +1,13 @@
 //! HTTP handling: one entry point parses the request (RequestInfo), authenticates,
 //! authorizes, dispatches to the verb's handler and records metrics and a log line.
 
+mod access;
 mod discovery;
+mod field_validation;
 mod list;
+mod negotiate;
 mod objects;
+mod openapi;
 mod patch;
 mod watch;
 
@@ -99,6 +103,13 @@ pub async fn read_body(body: Body) -> ApiResult<Bytes> {
 /// Decodes a JSON body.
 pub fn read_json(bytes: &[u8], content_type: &str) -> ApiResult<Value> {
     let ct = content_type.split(';').next().unwrap_or("").trim();
+    if ct == crate::protobuf::MEDIA_TYPE {
+        return crate::protobuf::decode(bytes).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the object provided is unrecognized or malformed: {e}"
+            ))
+        });
+    }
     if !(ct.is_empty() || ct == "application/json" || ct == "*/*" || ct.ends_with("+json")) {
         return Err(ApiError::unsupported_media_type(ct));
     }
@@ -110,9 +121,14 @@ pub fn read_json(bytes: &[u8], content_type: &str) -> ApiResult<Value> {
 }
 
 /// Decodes a body that may be empty (DELETE options).
-pub fn read_optional_json(bytes: &[u8]) -> ApiResult<Option<Value>> {
+pub fn read_optional_json(bytes: &[u8], content_type: &str) -> ApiResult<Option<Value>> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
+    }
+    if content_type.split(';').next().unwrap_or("").trim() == crate::protobuf::MEDIA_TYPE {
+        return crate::protobuf::decode(bytes)
+            .map(Some)
+            .map_err(|e| ApiError::bad_request(format!("malformed DeleteOptions: {e}")));
     }
     serde_json::from_slice(bytes)
         .map(Some)
@@ -197,24 +213,30 @@ fn authenticate(api: &Api, req: &Request<Body>) -> ApiResult<UserInfo> {
 /// The name a create is about, for the node rule only: Kubernetes' NodeRestriction lets a
 /// node create just its own Node and Lease. (For everyone else a create has no name, so
 /// RBAC resourceNames rules never match creates, as in Kubernetes.)
-fn create_name(user: &UserInfo, info: &RequestInfo, body: &[u8]) -> Option<String> {
+fn create_name(user: &UserInfo, info: &RequestInfo, body: &[u8], ct: &str) -> Option<String> {
     if info.verb != "create"
         || !info.name.is_empty()
         || !user.groups.iter().any(|g| g == "system:nodes")
     {
         return None;
     }
-    let v: Value = serde_json::from_slice(body).ok()?;
+    let v = read_json(body, ct).ok()?;
     v.pointer("/metadata/name")
         .and_then(Value::as_str)
         .map(str::to_string)
 }
 
-fn authorize(api: &Api, user: &UserInfo, info: &RequestInfo, body: &[u8]) -> ApiResult<()> {
+fn authorize(
+    api: &Api,
+    user: &UserInfo,
+    info: &RequestInfo,
+    body: &[u8],
+    ct: &str,
+) -> ApiResult<()> {
     if api.authz == AuthorizationMode::AlwaysAllow {
         return Ok(());
     }
-    let name = create_name(user, info, body);
+    let name = create_name(user, info, body, ct);
     let attrs = Attributes {
         user,
         verb: &info.verb,
@@ -245,6 +267,12 @@ pub async fn handle(State(api): State<Arc<Api>>, req: Request<Body>) -> Response
         Err(e) => return finish(&api, &info, None, start, e.into_response()),
     };
     let ct = content_type(&req);
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)
@@ -261,16 +289,21 @@ pub async fn handle(State(api): State<Arc<Api>>, req: Request<Body>) -> Response
             Err(e) => return finish(&api, &info, Some(&user), start, e.into_response()),
         }
     };
-    if let Err(e) = authorize(&api, &user, &info, &body) {
+    if let Err(e) = authorize(&api, &user, &info, &body, &ct) {
         return finish(&api, &info, Some(&user), start, e.into_response());
     }
     let resp = if info.is_resource {
-        match resource_request(&api, &info, &query, &user, &ct, &user_agent, &body).await {
+        let headers = RequestHeaders {
+            content_type: &ct,
+            accept: &accept,
+            user_agent: &user_agent,
+        };
+        match resource_request(&api, &info, &query, &user, &headers, &body).await {
             Ok(r) => r,
             Err(e) => e.into_response(),
         }
     } else {
-        discovery::non_resource(&api, &info, &parts.method).await
+        discovery::non_resource(&api, &info, &parts.method, &accept).await
     };
     finish(&api, &info, Some(&user), start, resp)
 }
@@ -308,15 +341,25 @@ fn content_type(req: &Request<Body>) -> String {
         .to_string()
 }
 
+/// The request headers the resource handlers read.
+struct RequestHeaders<'a> {
+    content_type: &'a str,
+    accept: &'a str,
+    user_agent: &'a str,
+}
+
 async fn resource_request(
     api: &Api,
     info: &RequestInfo,
     query: &HashMap<String, String>,
     user: &UserInfo,
-    ct: &str,
-    user_agent: &str,
+    headers: &RequestHeaders<'_>,
     body: &[u8],
 ) -> ApiResult<Response> {
+    let (ct, accept, user_agent) = (headers.content_type, headers.accept, headers.user_agent);
+    if info.group == access::GROUP {
+        return access::create(api, info, user, body, ct);
+    }
     if !registry::serves_version(&info.group, &info.version) {
         return Err(ApiError::path_not_found());
     }
@@ -352,7 +395,34 @@ async fn resource_request(
         user,
         user_agent,
     };
-    match (info.verb.as_str(), sub) {
+    // Reads may be answered as a Table or as metadata only.
+    let target = match (info.verb.as_str(), sub) {
+        ("get" | "list" | "watch", "" | "status") => negotiate::target(accept, query)?,
+        _ => negotiate::Target::Object,
+    };
+    // Unknown and duplicate fields in a JSON body (fieldValidation).
+    let mut warnings = Vec::new();
+    if matches!(
+        (info.verb.as_str(), sub),
+        ("create", "") | ("update", "" | "status")
+    ) && !ct.starts_with(crate::protobuf::MEDIA_TYPE)
+    {
+        let directive = field_validation::FieldValidation::parse(
+            query.get("fieldValidation").map(String::as_str),
+        )
+        .map_err(ApiError::bad_request)?;
+        if let Ok(value) = serde_json::from_slice::<Value>(body) {
+            let node = crate::schema::get().root(res);
+            warnings =
+                field_validation::check(directive, node, &value, Some(body)).map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "{} in version \"{}\" cannot be handled as a {}: {e}",
+                        res.kind, res.version, res.kind
+                    ))
+                })?;
+        }
+    }
+    let resp = match (info.verb.as_str(), sub) {
         ("get", "" | "status") => objects::get(&ctx, name).await,
         ("get", "scale") => objects::get_scale(&ctx, name).await,
         ("list", "") => list::list(&ctx).await,
@@ -364,13 +434,29 @@ async fn resource_request(
         ("update", "finalize") => objects::finalize(&ctx, name, read_json(body, ct)?).await,
         ("update", "scale") => objects::update_scale(&ctx, name, read_json(body, ct)?).await,
         ("patch", "" | "status" | "scale") => patch::patch(&ctx, name, sub, ct, body).await,
-        ("delete", "") => objects::delete(&ctx, name, read_optional_json(body)?).await,
+        ("delete", "") => objects::delete(&ctx, name, read_optional_json(body, ct)?).await,
         ("deletecollection", "") => {
-            objects::delete_collection(&ctx, read_optional_json(body)?).await
+            objects::delete_collection(&ctx, read_optional_json(body, ct)?).await
         }
         (verb, _) => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({verb} {})",
             info.path
         ))),
+    }?;
+    let mut resp = resp;
+    for w in warnings {
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - {}", go_quote(&w))) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
     }
+    match info.verb.as_str() {
+        "watch" => Ok(negotiate::convert_watch(res, target, resp)),
+        "get" | "list" => negotiate::convert(res, target, resp).await,
+        _ => Ok(resp),
+    }
+}
+
+/// A string quoted as Go's %q writes it (Warning header texts are quoted this way).
+fn go_quote(s: &str) -> String {
+    crate::validation::common::q(s)
 }
