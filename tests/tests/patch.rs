@@ -274,6 +274,48 @@ async fn every_patch_type_apply_conflicts_and_managed_fields() {
         "force is for apply only: {v}"
     );
 
+    // Apply refuses fields the schema does not declare, as kube-apiserver's typed conversion.
+    let bad =
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicaz: 3\n";
+    let (code, v) = patch(
+        &k,
+        &format!("{web}?fieldManager=alice"),
+        "application/apply-patch+yaml",
+        bad,
+    )
+    .await;
+    assert_eq!(code, 500, "{v}");
+    assert_eq!(
+        v["message"],
+        "failed to create typed patch object (default/web; apps/v1, Kind=Deployment): .spec.replicaz: field not declared in schema"
+    );
+    // fieldValidation=Strict refuses unknown fields in the patched object; Warn (the
+    // default) drops them.
+    let (code, v) = patch(
+        &k,
+        &format!("{web}?fieldValidation=Strict"),
+        "application/merge-patch+json",
+        r#"{"spec":{"replicaz":3}}"#,
+    )
+    .await;
+    assert_eq!((code, v["reason"].as_str()), (422, Some("Invalid")), "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("strict decoding error: unknown field \"spec.replicaz\""),
+        "{v}"
+    );
+    let (code, v) = patch(
+        &k,
+        &web,
+        "application/merge-patch+json",
+        r#"{"spec":{"replicaz":3}}"#,
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    assert!(v["spec"].get("replicaz").is_none());
+
     // Apply creates, and removes what the applier stops specifying.
     let cms = "/api/v1/namespaces/default/configmaps";
     let cm = |data: &str| {

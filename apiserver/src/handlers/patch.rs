@@ -13,6 +13,7 @@ use axum::response::Response;
 use http::StatusCode;
 use serde_json::{json, Map, Value};
 
+use super::field_validation::{self, FieldValidation};
 use super::objects::{
     admit_update, carry_server_fields, check_kind, check_namespace, create_object, dry_run,
     guaranteed_update, meta_str, parse_rv, read, respond, scale_of, update_answer, Ctx,
@@ -234,6 +235,7 @@ fn apply_error(e: ApplyError) -> ApiError {
         }
         ApplyError::BadRequest(m) => ApiError::bad_request(m),
         ApplyError::Internal(m) => ApiError::new(500, "", m),
+        ApplyError::Schema(m) => ApiError::new(500, "", m),
     }
 }
 
@@ -329,6 +331,9 @@ pub async fn patch(
         ));
     }
     let manager = FieldManager::for_write(ctx, sub, "PatchOptions")?;
+    let validation = FieldValidation::parse(ctx.query.get("fieldValidation").map(String::as_str))
+        .map_err(ApiError::bad_request)?;
+    let raw = body;
     let mut body = decode(pt, body)?;
     let dry = dry_run(ctx, None)?;
     if sub == "scale" {
@@ -356,7 +361,9 @@ pub async fn patch(
         )?,
         _ => None,
     };
+    let mut warnings: Vec<String> = Vec::new();
     let out = guaranteed_update(ctx, name, precondition, dry, |old| {
+        warnings.clear();
         let mut patched = match &body {
             Body::Merge(p) => {
                 let mut t = old.clone();
@@ -371,6 +378,9 @@ pub async fn patch(
         };
         if !matches!(body, Body::Merge(_)) {
             check_patched_version(res, name, &old, &patched)?;
+        }
+        if !matches!(body, Body::Apply(_)) {
+            warnings = strict_check(validation, root, &patched, raw, pt)?;
         }
         check_kind(&mut patched, &res.api_version(), res.kind)?;
         if meta_str(&patched, "name") != name {
@@ -399,7 +409,43 @@ pub async fn patch(
         admit_update(res, name, &old, new, record)
     })
     .await?;
-    Ok(update_answer(out))
+    Ok(with_warnings(update_answer(out), &warnings))
+}
+
+/// fieldValidation on a patched object: unknown fields (and duplicate fields in a JSON
+/// patch body) are warnings, or with Strict a 422 naming the patched object, as
+/// kube-apiserver answers.
+fn strict_check(
+    validation: FieldValidation,
+    root: schema::Node<'_>,
+    patched: &Value,
+    raw: &[u8],
+    pt: PatchType,
+) -> ApiResult<Vec<String>> {
+    let raw_json = matches!(pt, PatchType::Merge | PatchType::Strategic).then_some(raw);
+    field_validation::check(validation, root, patched, raw_json).map_err(|e| {
+        let quoted = crate::validation::common::q(&patched.to_string());
+        let mut err = ApiError::new(
+            422,
+            "Invalid",
+            format!(" \"\" is invalid: patch: Invalid value: {quoted}: {e}"),
+        );
+        err.details = Some(json!({
+            "causes": [{ "reason": "FieldValueInvalid", "message": format!("Invalid value: {quoted}: {e}"), "field": "patch" }],
+        }));
+        err
+    })
+}
+
+/// Adds `Warning: 299 - "<text>"` headers.
+fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        let text = format!("299 - {}", crate::validation::common::q(w));
+        if let Ok(v) = http::HeaderValue::from_str(&text) {
+            resp.headers_mut().append(http::header::WARNING, v);
+        }
+    }
+    resp
 }
 
 /// PATCH on <deployments|replicasets>/<name>/scale: the patch applies to the Scale object;

@@ -20,6 +20,9 @@ pub enum ApplyError {
     BadRequest(String),
     /// The object or configuration does not fit the schema (500, as kube-apiserver).
     Internal(String),
+    /// The configuration names a field the schema does not declare (kube-apiserver: 500
+    /// "failed to create typed patch object (...): .spec.x: field not declared in schema").
+    Schema(String),
 }
 
 impl ApplyError {
@@ -71,6 +74,14 @@ pub fn apply(
         m.remove("managedFields");
     }
     let mut merged = typed::merge(&base, config, node).map_err(ApplyError::Internal)?;
+    if let Some(field) = typed::undeclared_field(config, node) {
+        return Err(ApplyError::Schema(format!(
+            "failed to create typed patch object ({}; {}, Kind={}): {field}: field not declared in schema",
+            object_name(config),
+            config.get("apiVersion").and_then(Value::as_str).unwrap_or(""),
+            config.get("kind").and_then(Value::as_str).unwrap_or(""),
+        )));
+    }
     let applied = writer.filter(&typed::to_field_set(config, node).map_err(ApplyError::Internal)?);
     // Prune: what the applier specified last time and nobody (the applier included) owns now.
     let others: Vec<&Entry> = managed
@@ -131,6 +142,17 @@ pub fn apply(
     }
     managed.write(&mut merged);
     Ok(merged)
+}
+
+/// "namespace/name" of an object ("/name" for cluster-scoped ones), as kube-apiserver
+/// names it in messages.
+fn object_name(v: &Value) -> String {
+    let meta = |f: &str| {
+        v.pointer(&format!("/metadata/{f}"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
+    format!("{}/{}", meta("namespace"), meta("name"))
 }
 
 #[cfg(test)]
