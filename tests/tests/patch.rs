@@ -1,10 +1,11 @@
 //! Every PATCH type over HTTP against a real apiserver and store: JSON merge patch, JSON patch
 //! (and its 422 on a failed `test`), strategic merge patch (merge keys, `$patch`,
 //! `$setElementOrder`, `$deleteFromPrimitiveList`), server-side apply (create, managedFields,
-//! conflicts, force, pruning), the status and scale subresources, and managedFields kept by
-//! creates and updates. Then, where kubectl is installed, kubectl's own requests: `patch` in
-//! its three types, `apply` twice with a change, `apply --server-side` twice and against a
-//! second field manager.
+//! conflicts, force, pruning), the status and scale subresources, fieldValidation, and
+//! managedFields kept by creates and updates. Then, where kubectl is installed, kubectl's own
+//! requests (validating against the server's OpenAPI): `apply` twice with a change, `edit`,
+//! `patch` in its three types, `apply --server-side` twice and against a second field
+//! manager.
 
 use std::path::Path;
 use std::process::Command;
@@ -425,10 +426,12 @@ fn kubectl_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Runs kubectl with a kubeconfig for this apiserver; (success, stdout + stderr).
+/// Runs kubectl with a kubeconfig for this apiserver; (success, stdout + stderr). `kubectl
+/// edit` edits with sed (KUBE_EDITOR): replicas 2 becomes 3.
 fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String) {
     let out = Command::new("kubectl")
         .env("KUBECONFIG", kubeconfig)
+        .env("KUBE_EDITOR", r"sed -i s/replicas:\ 2/replicas:\ 3/")
         .args(["--request-timeout=60s"])
         .args(args)
         .output()
@@ -486,10 +489,10 @@ async fn kubectl_requests(api: &ApiserverProc, dir: &Path) {
 
     // Client-side apply twice with a change (kubectl computes a three-way strategic patch).
     write_manifest(1, "nginx:1.25");
-    let (ok, out) = run(s(&["apply", "--validate=false", "-f", &m])).await;
+    let (ok, out) = run(s(&["apply", "-f", &m])).await;
     assert!(ok && out.contains("created"), "{out}");
     write_manifest(2, "nginx:1.26");
-    let (ok, out) = run(s(&["apply", "--validate=false", "-f", &m])).await;
+    let (ok, out) = run(s(&["apply", "-f", &m])).await;
     assert!(ok && out.contains("configured"), "{out}");
     let (ok, out) = run(s(&[
         "get",
@@ -500,6 +503,22 @@ async fn kubectl_requests(api: &ApiserverProc, dir: &Path) {
     ]))
     .await;
     assert!(ok && out.trim() == "2 nginx:1.26", "{out}");
+
+    // kubectl edit sends a strategic merge patch computed against the server's OpenAPI.
+    let (ok, out) = run(s(&["edit", "deploy", "app"])).await;
+    assert!(ok && out.contains("edited"), "{out}");
+    let (ok, out) = run(s(&[
+        "get",
+        "deploy",
+        "app",
+        "-o",
+        "jsonpath={.spec.replicas} {.metadata.managedFields[*].manager}",
+    ]))
+    .await;
+    assert!(
+        ok && out.trim() == "3 kubectl-client-side-apply kubectl-edit",
+        "{out}"
+    );
 
     // kubectl patch in its three types.
     for (kind, p) in [
@@ -540,16 +559,15 @@ async fn kubectl_requests(api: &ApiserverProc, dir: &Path) {
     let (ok, out) = run(s(&["delete", "deploy", "app"])).await;
     assert!(ok, "{out}");
     write_manifest(1, "nginx:1.25");
-    let (ok, out) = run(s(&["apply", "--server-side", "--validate=false", "-f", &m])).await;
+    let (ok, out) = run(s(&["apply", "--server-side", "-f", &m])).await;
     assert!(ok && out.contains("serverside-applied"), "{out}");
     write_manifest(1, "nginx:1.27");
-    let (ok, out) = run(s(&["apply", "--server-side", "--validate=false", "-f", &m])).await;
+    let (ok, out) = run(s(&["apply", "--server-side", "-f", &m])).await;
     assert!(ok && out.contains("serverside-applied"), "{out}");
     write_manifest(5, "nginx:1.27");
     let (ok, out) = run(s(&[
         "apply",
         "--server-side",
-        "--validate=false",
         "--field-manager",
         "other",
         "-f",
@@ -564,7 +582,6 @@ async fn kubectl_requests(api: &ApiserverProc, dir: &Path) {
     let (ok, out) = run(s(&[
         "apply",
         "--server-side",
-        "--validate=false",
         "--field-manager",
         "other",
         "--force-conflicts",
