@@ -9,6 +9,7 @@ mod list;
 mod negotiate;
 mod objects;
 mod openapi;
+mod patch;
 mod watch;
 
 pub use objects::now;
@@ -275,6 +276,12 @@ pub async fn handle(State(api): State<Arc<Api>>, req: Request<Body>) -> Response
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let is_get = req.method() == http::Method::GET || req.method() == http::Method::HEAD;
     let (parts, body) = req.into_parts();
     let body = if is_get {
@@ -289,7 +296,12 @@ pub async fn handle(State(api): State<Arc<Api>>, req: Request<Body>) -> Response
         return finish(&api, &info, Some(&user), start, e.into_response());
     }
     let resp = if info.is_resource {
-        match resource_request(&api, &info, &query, &user, &ct, &accept, &body).await {
+        let headers = RequestHeaders {
+            content_type: &ct,
+            accept: &accept,
+            user_agent: &user_agent,
+        };
+        match resource_request(&api, &info, &query, &user, &headers, &body).await {
             Ok(r) => r,
             Err(e) => e.into_response(),
         }
@@ -332,15 +344,22 @@ fn content_type(req: &Request<Body>) -> String {
         .to_string()
 }
 
+/// The request headers the resource handlers read.
+struct RequestHeaders<'a> {
+    content_type: &'a str,
+    accept: &'a str,
+    user_agent: &'a str,
+}
+
 async fn resource_request(
     api: &Api,
     info: &RequestInfo,
     query: &HashMap<String, String>,
     user: &UserInfo,
-    ct: &str,
-    accept: &str,
+    headers: &RequestHeaders<'_>,
     body: &[u8],
 ) -> ApiResult<Response> {
+    let (ct, accept, user_agent) = (headers.content_type, headers.accept, headers.user_agent);
     if info.group == access::GROUP {
         return access::create(api, info, user, body, ct);
     }
@@ -377,6 +396,7 @@ async fn resource_request(
         namespace,
         query,
         user,
+        user_agent,
     };
     // Reads may be answered as a Table or as metadata only.
     let target = match (info.verb.as_str(), sub) {
@@ -416,7 +436,7 @@ async fn resource_request(
         ("update", "status") => objects::update_status(&ctx, name, read_json(body, ct)?).await,
         ("update", "finalize") => objects::finalize(&ctx, name, read_json(body, ct)?).await,
         ("update", "scale") => objects::update_scale(&ctx, name, read_json(body, ct)?).await,
-        ("patch", "" | "status" | "scale") => objects::patch(&ctx, name, sub, ct, body).await,
+        ("patch", "" | "status" | "scale") => patch::patch(&ctx, name, sub, ct, body).await,
         ("delete", "") => objects::delete(&ctx, name, read_optional_json(body, ct)?).await,
         ("deletecollection", "") => {
             objects::delete_collection(&ctx, read_optional_json(body, ct)?).await
