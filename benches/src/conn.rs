@@ -40,10 +40,10 @@ pub struct ConnArgs {
     #[arg(long, global = true)]
     pub cacert: Option<PathBuf>,
     /// Identify this client with this certificate (with --key).
-    #[arg(long, global = true, requires = "key")]
+    #[arg(long = "cert", id = "tls_cert", global = true, requires = "tls_key")]
     pub cert: Option<PathBuf>,
     /// The private key of --cert.
-    #[arg(long, global = true, requires = "cert")]
+    #[arg(long = "key", id = "tls_key", global = true, requires = "tls_cert")]
     pub key: Option<PathBuf>,
 }
 

@@ -291,13 +291,19 @@ impl Op for KvOp<TxnMixedWork> {
         let w = &*self.work;
         let a = &w.args;
         let (class, op) = if self.rng.unit() < w.read_share {
+            // etcd's WithPrefix on an empty key: every key ("\0" to "\0").
+            let key = if a.key.is_empty() {
+                vec![0]
+            } else {
+                a.key.clone().into_bytes()
+            };
             let end = if a.end_key.is_empty() {
                 vec![0]
             } else {
                 a.end_key.clone().into_bytes()
             };
             let op = request_op::Request::RequestRange(RangeRequest {
-                key: a.key.clone().into_bytes().into(),
+                key: key.into(),
                 range_end: end.into(),
                 limit: a.limit,
                 serializable: a.consistency == "s",

@@ -73,12 +73,22 @@ pub async fn keepalive(
         if !grant.error.is_empty() {
             return Err(format!("granting a lease: {}", grant.error));
         }
+        // The first keepalive is queued before the call: etcd's server sends the response
+        // headers only with its first answer, and tonic opens the stream only once it has them.
         let (tx, rx) = mpsc::channel(1);
-        let stream = client
+        tx.send(LeaseKeepAliveRequest { id: grant.id })
+            .await
+            .map_err(|_| "keepalive channel closed".to_string())?;
+        let mut stream = client
             .lease_keep_alive(tokio_stream::wrappers::ReceiverStream::new(rx))
             .await
             .map_err(|s| format!("opening a keepalive stream: {}", status_text(&s)))?
             .into_inner();
+        stream
+            .message()
+            .await
+            .map_err(|s| format!("first keepalive: {}", status_text(&s)))?
+            .ok_or("keepalive stream ended at once")?;
         leases.push((client, grant.id));
         ops.push(KeepAlive {
             id: grant.id,

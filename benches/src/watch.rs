@@ -184,9 +184,12 @@ pub async fn watch_with(
     on_ready();
     let filler = Arc::new(random_bytes(args.val_size, 17));
     let written = Arc::new(written);
+    // The writers get connections of their own, as etcd's tool gives its put client, so
+    // their requests never queue behind event frames on a watch stream's connection.
+    let writer_conns = conn.channels(writers.clamp(1, 10)).await?;
     let writers: Vec<StampedPut> = (0..writers.max(1))
         .map(|i| StampedPut {
-            kv: KvClient::new(channels[i % channels.len()].clone()),
+            kv: KvClient::new(writer_conns[i % writer_conns.len()].clone()),
             keys: written.clone(),
             val_size: args.val_size,
             filler: filler.clone(),
@@ -295,9 +298,11 @@ pub async fn watch_get(
     let mut get = Recorder::new();
     let started = Instant::now();
     let stop = Arc::new(tokio::sync::Notify::new());
+    // The getter has a connection of its own, as in etcd's tool.
+    let get_conn = conn.channels(1).await?.remove(0);
     let getter = {
         let stop = stop.clone();
-        let mut kv = KvClient::new(channels[channels.len() - 1].clone());
+        let mut kv = KvClient::new(get_conn);
         tokio::spawn(async move {
             let mut rec = Recorder::new();
             let stopped = stop.notified();

@@ -134,24 +134,15 @@ impl WatchSet {
             let mut client = WatchClient::new(channels[s % channels.len()].clone())
                 .max_decoding_message_size(64 << 20);
             let (tx, rx) = mpsc::channel::<WatchRequest>(256);
-            let resp = client
-                .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
-                .await
-                .map_err(|e| format!("opening watch stream {s}: {}", e.message()))?
-                .into_inner();
             let sent: Arc<Mutex<VecDeque<Instant>>> = Arc::default();
             let owned: Vec<usize> = mine.iter().map(|(i, _)| *i).collect();
-            let reader = tokio::spawn(read(
-                resp,
-                mine.len(),
-                sent.clone(),
-                shared.clone(),
-                progress.clone(),
-                stop_rx.clone(),
-            ));
-            // The creates go out from their own task, so a stream with many watchers never
-            // waits on its own reader.
+            let count = mine.len();
+            // The creates go out from their own task, queued before the call is made: etcd's
+            // (Go) server sends the response headers only with its first message, and tonic
+            // returns the stream only once it has them. So a stream with many watchers never
+            // waits on its own reader either.
             let sender = tx.clone();
+            let stamps = sent.clone();
             tokio::spawn(async move {
                 for (_, t) in mine {
                     let req = WatchRequest {
@@ -162,12 +153,25 @@ impl WatchSet {
                             ..Default::default()
                         })),
                     };
-                    sent.lock().push_back(Instant::now());
+                    stamps.lock().push_back(Instant::now());
                     if sender.send(req).await.is_err() {
                         return;
                     }
                 }
             });
+            let resp = client
+                .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+                .map_err(|e| format!("opening watch stream {s}: {}", e.message()))?
+                .into_inner();
+            let reader = tokio::spawn(read(
+                resp,
+                count,
+                sent,
+                shared.clone(),
+                progress.clone(),
+                stop_rx.clone(),
+            ));
             out.push(Stream {
                 requests: tx,
                 reader,
