@@ -82,7 +82,11 @@ impl ConnArgs {
             .map_err(|e| format!("bad endpoint {ep}: {e}"))?
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(self.dial_timeout.max(1)))
-            .http2_adaptive_window(true);
+            // Large fixed windows, so a connection carrying many watch streams is not held back
+            // by flow control. Not hyper's adaptive window: its BDP pings make etcd's (Go) server
+            // close the connection for "too many pings" (GOAWAY ENHANCE_YOUR_CALM).
+            .initial_stream_window_size(Some(4 << 20))
+            .initial_connection_window_size(Some(16 << 20));
         if let Some(tls) = self.tls()? {
             e = e
                 .tls_config(tls)

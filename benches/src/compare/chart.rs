@@ -7,6 +7,7 @@ use std::path::Path;
 use plotters::coord::ranged1d::SegmentedCoord;
 use plotters::coord::types::{RangedCoordf64, RangedCoordusize};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// One workload's figures for the charts.
 pub struct Row {
@@ -114,7 +115,8 @@ fn bars<DB: DrawingBackend>(
             Text::new(
                 format!("{:.2}x", r.ratio),
                 (SegmentValue::CenterOf(i), r.ratio),
-                ("sans-serif", 14).into_font(),
+                TextStyle::from(("sans-serif", 14).into_font())
+                    .pos(Pos::new(HPos::Center, VPos::Bottom)),
             )
         }))
         .map_err(|e| format!("drawing a chart: {e:?}"))?;
