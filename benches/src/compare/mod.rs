@@ -145,8 +145,12 @@ fn write(path: &std::path::Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// How long after the last watcher is created the members' memory is sampled.
+const RSS_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Runs one workload against a cluster; the watch workload also samples the members' memory
-/// before the watchers exist and once they are all created.
+/// before the watchers exist and once they are all created (it runs first on each fresh
+/// cluster, so the heaps have not been grown by the other workloads).
 async fn run_one(cluster: &ProcCluster, spec: &workloads::Spec) -> Result<Summary, String> {
     let conn = ConnArgs {
         endpoints: cluster.endpoints(),
@@ -164,6 +168,8 @@ async fn run_one(cluster: &ProcCluster, spec: &workloads::Spec) -> Result<Summar
             let idle = cluster.rss_kib();
             let watching = AtomicU64::new(0);
             let mut s = crate::watch::watch_with(&conn, w.clone(), conn.clients, &progress, || {
+                // Let the servers finish setting the watchers up before sampling.
+                tokio::task::block_in_place(|| std::thread::sleep(RSS_SETTLE));
                 watching.store(cluster.rss_kib(), Ordering::Relaxed)
             })
             .await?;
