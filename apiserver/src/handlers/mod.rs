@@ -111,6 +111,13 @@ pub fn read_json(bytes: &[u8], content_type: &str) -> ApiResult<Value> {
             ))
         });
     }
+    if ct == "application/yaml" {
+        return serde_yaml::from_slice::<Value>(bytes).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the object provided is unrecognized or malformed: {e}"
+            ))
+        });
+    }
     if !(ct.is_empty() || ct == "application/json" || ct == "*/*" || ct.ends_with("+json")) {
         return Err(ApiError::unsupported_media_type(ct));
     }
@@ -414,15 +421,16 @@ async fn resource_request(
             query.get("fieldValidation").map(String::as_str),
         )
         .map_err(ApiError::bad_request)?;
-        if let Ok(value) = serde_json::from_slice::<Value>(body) {
+        // Duplicates are found in JSON text; YAML's decoder refuses them itself.
+        let raw = (!ct.starts_with("application/yaml")).then_some(body);
+        if let Ok(value) = read_json(body, ct) {
             let node = crate::schema::get().root(res);
-            warnings =
-                field_validation::check(directive, node, &value, Some(body)).map_err(|e| {
-                    ApiError::bad_request(format!(
-                        "{} in version \"{}\" cannot be handled as a {}: {e}",
-                        res.kind, res.version, res.kind
-                    ))
-                })?;
+            warnings = field_validation::check(directive, node, &value, raw).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "{} in version \"{}\" cannot be handled as a {}: {e}",
+                    res.kind, res.version, res.kind
+                ))
+            })?;
         }
     }
     let resp = match (info.verb.as_str(), sub) {
