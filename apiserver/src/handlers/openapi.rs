@@ -186,289 +186,252 @@ fn base(res: &Resource) -> String {
     }
 }
 
+/// Names and schemas shared by one resource's operations.
+#[derive(Clone)]
+struct Ids<'a> {
+    res: &'a Resource,
+    /// "CoreV1Namespaced" style prefix of operation ids (after the verb).
+    prefix: String,
+    gvk: (&'a str, &'a str, &'a str),
+}
+
+impl Ids<'_> {
+    fn op(
+        &self,
+        (verb, action, id_verb): (&'static str, &'static str, &str),
+        suffix: &str,
+        description: String,
+        params: Vec<Value>,
+        body: Option<(Vec<&'static str>, Value)>,
+        (codes, response): (&'static [u16], Value),
+    ) -> (String, Value) {
+        operation(
+            Op {
+                verb,
+                action,
+                id: format!("{id_verb}{}{}{suffix}", self.prefix, self.res.kind),
+                description,
+                params,
+                body,
+                codes,
+                response,
+                gvk: self.gvk,
+            },
+            self.res.group,
+            self.res.version,
+        )
+    }
+
+    /// read, replace and patch of the object or of one of its subresources (`what` names it
+    /// in descriptions, `suffix` in operation ids), answered with `schema`.
+    fn read_replace_patch(&self, suffix: &str, what: &str, schema: &Value) -> Vec<(String, Value)> {
+        let kind = self.res.kind;
+        vec![
+            self.op(
+                ("get", "get", "read"),
+                suffix,
+                format!("read {what}the specified {kind}"),
+                vec![],
+                None,
+                (&[200], schema.clone()),
+            ),
+            self.op(
+                ("put", "put", "replace"),
+                suffix,
+                format!("replace {what}the specified {kind}"),
+                write_params(),
+                Some((vec!["*/*"], schema.clone())),
+                (&[200, 201], schema.clone()),
+            ),
+            self.op(
+                ("patch", "patch", "patch"),
+                suffix,
+                format!("partially update {what}the specified {kind}"),
+                patch_params(),
+                Some((PATCH_TYPES.to_vec(), r(&format!("{META}.Patch")))),
+                (&[200, 201], schema.clone()),
+            ),
+        ]
+    }
+}
+
+fn write_params() -> Vec<Value> {
+    vec![p_dry_run(), p_field_manager(), p_field_validation()]
+}
+
+fn patch_params() -> Vec<Value> {
+    let mut p = write_params();
+    p.push(query("force", "boolean", "Force is going to \"force\" Apply requests. It means user will re-acquire conflicting fields owned by other people. Force flag must be unset for non-apply patch requests."));
+    p
+}
+
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
+fn path_item(params: Vec<Value>, ops: Vec<(String, Value)>) -> Value {
+    let mut item = Map::new();
+    item.insert("parameters".into(), json!(params));
+    item.extend(ops);
+    Value::Object(item)
+}
+
 /// Every path of one resource (collection, object, subresources) into `paths`.
 fn resource_paths(res: &Resource, paths: &mut BTreeMap<String, Value>) {
     let root = Schema::root_name(res);
-    let list = Schema::list_name(res);
     let obj = r(&root);
-    let gvk = (res.group, res.version, res.kind);
-    let g = group_camel(res.group);
-    let v = {
-        let mut c = res.version.chars();
-        c.next()
-            .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-            .unwrap_or_default()
-    };
-    let ns = if res.namespaced { "Namespaced" } else { "" };
+    let list = r(&Schema::list_name(res));
+    let status = r(&format!("{META}.Status"));
+    let delete_options = r(&format!("{META}.DeleteOptions"));
+    let scope = if res.namespaced { "Namespaced" } else { "" };
     let kind = res.kind;
-    let prefix = base(res);
-    let collection = if res.namespaced {
-        format!("{prefix}/namespaces/{{namespace}}/{}", res.plural)
-    } else {
-        format!("{prefix}/{}", res.plural)
+    let ids = Ids {
+        res,
+        prefix: format!(
+            "{}{}{scope}",
+            group_camel(res.group),
+            capitalized(res.version)
+        ),
+        gvk: (res.group, res.version, res.kind),
     };
-    let write_params = || vec![p_dry_run(), p_field_manager(), p_field_validation()];
-    let mut patch_params = write_params();
-    patch_params.push(query("force", "boolean", "Force is going to \"force\" Apply requests. It means user will re-acquire conflicting fields owned by other people. Force flag must be unset for non-apply patch requests."));
-    let patch_body = r(&format!("{META}.Patch"));
+    let base = base(res);
+    let collection = if res.namespaced {
+        format!("{base}/namespaces/{{namespace}}/{}", res.plural)
+    } else {
+        format!("{base}/{}", res.plural)
+    };
 
     // The collection: list, create, deletecollection.
-    let mut item = Map::new();
-    item.insert(
-        "parameters".into(),
-        json!(path_params(res.namespaced, false)),
-    );
-    for (verb, o) in [
-        operation(
-            Op {
-                verb: "get",
-                action: "list",
-                id: format!("list{g}{v}{ns}{kind}"),
-                description: format!("list or watch objects of kind {kind}"),
-                params: list_params(),
-                body: None,
-                codes: &[200],
-                response: r(&list),
-                gvk,
-            },
-            res.group,
-            res.version,
+    let ops = vec![
+        ids.op(
+            ("get", "list", "list"),
+            "",
+            format!("list or watch objects of kind {kind}"),
+            list_params(),
+            None,
+            (&[200], list.clone()),
         ),
-        operation(
-            Op {
-                verb: "post",
-                action: "post",
-                id: format!("create{g}{v}{ns}{kind}"),
-                description: format!("create a {kind}"),
-                params: write_params(),
-                body: Some((vec!["*/*"], obj.clone())),
-                codes: &[200, 201, 202],
-                response: obj.clone(),
-                gvk,
-            },
-            res.group,
-            res.version,
+        ids.op(
+            ("post", "post", "create"),
+            "",
+            format!("create a {kind}"),
+            write_params(),
+            Some((vec!["*/*"], obj.clone())),
+            (&[200, 201, 202], obj.clone()),
         ),
         operation(
             Op {
                 verb: "delete",
                 action: "deletecollection",
-                id: format!("delete{g}{v}Collection{ns}{kind}"),
+                id: format!(
+                    "delete{}{}Collection{scope}{kind}",
+                    group_camel(res.group),
+                    capitalized(res.version)
+                ),
                 description: format!("delete collection of {kind}"),
                 params: [delete_params(), list_params()].concat(),
-                body: Some((vec!["*/*"], r(&format!("{META}.DeleteOptions")))),
+                body: Some((vec!["*/*"], delete_options.clone())),
                 codes: &[200],
-                response: r(&format!("{META}.Status")),
-                gvk,
+                response: status.clone(),
+                gvk: ids.gvk,
             },
             res.group,
             res.version,
         ),
-    ] {
-        item.insert(verb, o);
-    }
-    paths.insert(collection.clone(), Value::Object(item));
+    ];
+    paths.insert(
+        collection.clone(),
+        path_item(path_params(res.namespaced, false), ops),
+    );
 
     // Namespaced kinds are also listed across namespaces.
     if res.namespaced {
-        let mut all = Map::new();
-        all.insert("parameters".into(), json!(path_params(false, false)));
-        let (verb, o) = operation(
+        let all = operation(
             Op {
                 verb: "get",
                 action: "list",
-                id: format!("list{g}{v}{kind}ForAllNamespaces"),
+                id: format!(
+                    "list{}{}{kind}ForAllNamespaces",
+                    group_camel(res.group),
+                    capitalized(res.version)
+                ),
                 description: format!("list or watch objects of kind {kind}"),
                 params: list_params(),
                 body: None,
                 codes: &[200],
-                response: r(&list),
-                gvk,
+                response: list,
+                gvk: ids.gvk,
             },
             res.group,
             res.version,
         );
-        all.insert(verb, o);
-        paths.insert(format!("{prefix}/{}", res.plural), Value::Object(all));
+        paths.insert(
+            format!("{base}/{}", res.plural),
+            path_item(path_params(false, false), vec![all]),
+        );
     }
 
     // The object: read, replace, patch, delete.
-    let mut item = Map::new();
-    item.insert(
-        "parameters".into(),
-        json!(path_params(res.namespaced, true)),
-    );
-    for (verb, o) in [
-        operation(
-            Op {
-                verb: "get",
-                action: "get",
-                id: format!("read{g}{v}{ns}{kind}"),
-                description: format!("read the specified {kind}"),
-                params: vec![],
-                body: None,
-                codes: &[200],
-                response: obj.clone(),
-                gvk,
-            },
-            res.group,
-            res.version,
-        ),
-        operation(
-            Op {
-                verb: "put",
-                action: "put",
-                id: format!("replace{g}{v}{ns}{kind}"),
-                description: format!("replace the specified {kind}"),
-                params: write_params(),
-                body: Some((vec!["*/*"], obj.clone())),
-                codes: &[200, 201],
-                response: obj.clone(),
-                gvk,
-            },
-            res.group,
-            res.version,
-        ),
-        operation(
-            Op {
-                verb: "patch",
-                action: "patch",
-                id: format!("patch{g}{v}{ns}{kind}"),
-                description: format!("partially update the specified {kind}"),
-                params: patch_params.clone(),
-                body: Some((PATCH_TYPES.to_vec(), patch_body.clone())),
-                codes: &[200, 201],
-                response: obj.clone(),
-                gvk,
-            },
-            res.group,
-            res.version,
-        ),
-        operation(
-            Op {
-                verb: "delete",
-                action: "delete",
-                id: format!("delete{g}{v}{ns}{kind}"),
-                description: format!("delete a {kind}"),
-                params: delete_params(),
-                body: Some((vec!["*/*"], r(&format!("{META}.DeleteOptions")))),
-                codes: &[200, 202],
-                response: r(&format!("{META}.Status")),
-                gvk,
-            },
-            res.group,
-            res.version,
-        ),
-    ] {
-        item.insert(verb, o);
-    }
+    let mut ops = ids.read_replace_patch("", "", &obj);
+    ops.push(ids.op(
+        ("delete", "delete", "delete"),
+        "",
+        format!("delete a {kind}"),
+        delete_params(),
+        Some((vec!["*/*"], delete_options)),
+        (&[200, 202], status),
+    ));
     let object_path = format!("{collection}/{{name}}");
-    paths.insert(object_path.clone(), Value::Object(item));
+    paths.insert(
+        object_path.clone(),
+        path_item(path_params(res.namespaced, true), ops),
+    );
 
     for sub in res.subresources {
-        let suffix = {
-            let mut c = sub.chars();
-            c.next()
-                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-                .unwrap_or_default()
-        };
-        let mut item = Map::new();
-        item.insert(
-            "parameters".into(),
-            json!(path_params(res.namespaced, true)),
-        );
-        let (schema_name, sub_gvk): (String, (&str, &str, &str)) = match *sub {
+        let suffix = capitalized(sub);
+        let (schema, sub_ids) = match *sub {
             "scale" => (
-                "io.k8s.api.autoscaling.v1.Scale".into(),
-                ("autoscaling", "v1", "Scale"),
+                r("io.k8s.api.autoscaling.v1.Scale"),
+                Ids {
+                    gvk: ("autoscaling", "v1", "Scale"),
+                    ..ids.clone()
+                },
             ),
-            "binding" => ("io.k8s.api.core.v1.Binding".into(), ("", "v1", "Binding")),
-            _ => (root.clone(), gvk),
-        };
-        let s = r(&schema_name);
-        let ops: Vec<(String, Value)> = match *sub {
-            "binding" => vec![operation(
-                Op {
-                    verb: "post",
-                    action: "post",
-                    id: format!("create{g}{v}{ns}{kind}{suffix}"),
-                    description: format!("create binding of a {kind}"),
-                    params: write_params(),
-                    body: Some((vec!["*/*"], s.clone())),
-                    codes: &[200, 201, 202],
-                    response: s.clone(),
-                    gvk: sub_gvk,
+            "binding" => (
+                r("io.k8s.api.core.v1.Binding"),
+                Ids {
+                    gvk: ("", "v1", "Binding"),
+                    ..ids.clone()
                 },
-                res.group,
-                res.version,
-            )],
-            "finalize" => vec![operation(
-                Op {
-                    verb: "put",
-                    action: "put",
-                    id: format!("replace{g}{v}{ns}{kind}{suffix}"),
-                    description: format!("replace finalize of the specified {kind}"),
-                    params: write_params(),
-                    body: Some((vec!["*/*"], s.clone())),
-                    codes: &[200, 201],
-                    response: s.clone(),
-                    gvk: sub_gvk,
-                },
-                res.group,
-                res.version,
-            )],
-            _ => vec![
-                operation(
-                    Op {
-                        verb: "get",
-                        action: "get",
-                        id: format!("read{g}{v}{ns}{kind}{suffix}"),
-                        description: format!("read {sub} of the specified {kind}"),
-                        params: vec![],
-                        body: None,
-                        codes: &[200],
-                        response: s.clone(),
-                        gvk: sub_gvk,
-                    },
-                    res.group,
-                    res.version,
-                ),
-                operation(
-                    Op {
-                        verb: "put",
-                        action: "put",
-                        id: format!("replace{g}{v}{ns}{kind}{suffix}"),
-                        description: format!("replace {sub} of the specified {kind}"),
-                        params: write_params(),
-                        body: Some((vec!["*/*"], s.clone())),
-                        codes: &[200, 201],
-                        response: s.clone(),
-                        gvk: sub_gvk,
-                    },
-                    res.group,
-                    res.version,
-                ),
-                operation(
-                    Op {
-                        verb: "patch",
-                        action: "patch",
-                        id: format!("patch{g}{v}{ns}{kind}{suffix}"),
-                        description: format!("partially update {sub} of the specified {kind}"),
-                        params: patch_params.clone(),
-                        body: Some((PATCH_TYPES.to_vec(), patch_body.clone())),
-                        codes: &[200, 201],
-                        response: s.clone(),
-                        gvk: sub_gvk,
-                    },
-                    res.group,
-                    res.version,
-                ),
-            ],
+            ),
+            _ => (obj.clone(), ids.clone()),
         };
-        for (verb, o) in ops {
-            item.insert(verb, o);
-        }
-        paths.insert(format!("{object_path}/{sub}"), Value::Object(item));
+        let ops = match *sub {
+            "binding" => vec![sub_ids.op(
+                ("post", "post", "create"),
+                &suffix,
+                format!("create binding of a {kind}"),
+                write_params(),
+                Some((vec!["*/*"], schema.clone())),
+                (&[200, 201, 202], schema),
+            )],
+            "finalize" => vec![sub_ids.op(
+                ("put", "put", "replace"),
+                &suffix,
+                format!("replace finalize of the specified {kind}"),
+                write_params(),
+                Some((vec!["*/*"], schema.clone())),
+                (&[200, 201], schema),
+            )],
+            _ => sub_ids.read_replace_patch(&suffix, &format!("{sub} of "), &schema),
+        };
+        paths.insert(
+            format!("{object_path}/{sub}"),
+            path_item(path_params(res.namespaced, true), ops),
+        );
     }
 }
 
@@ -491,7 +454,7 @@ fn access_paths(paths: &mut BTreeMap<String, Value>) {
                 action: "post",
                 id: format!("createAuthorizationV1{ns}{kind}"),
                 description: format!("create a {kind}"),
-                params: vec![p_dry_run(), p_field_manager(), p_field_validation()],
+                params: write_params(),
                 body: Some((vec!["*/*"], s.clone())),
                 codes: &[200, 201, 202],
                 response: s,
