@@ -14,6 +14,8 @@ pub mod json_patch;
 pub mod managed;
 pub mod merge;
 pub mod strategic;
+#[cfg(test)]
+mod testutil;
 pub mod typed;
 
 /// The patch types kube-apiserver accepts, by Content-Type.

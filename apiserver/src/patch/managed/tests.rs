@@ -1,40 +1,7 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::registry;
-use crate::schema;
-
-fn deployments() -> Node<'static> {
-    schema::get().root(registry::lookup("apps", "v1", "deployments").expect("deployments"))
-}
-
-fn writer<'a>(manager: &'a str, now: &'a str) -> Writer<'a> {
-    Writer {
-        manager,
-        api_version: "apps/v1",
-        subresource: "",
-        now,
-        ignored: &["status"],
-        only: &[],
-    }
-}
-
-fn entry<'v>(obj: &'v Value, manager: &str) -> Option<&'v Value> {
-    obj["metadata"]["managedFields"]
-        .as_array()?
-        .iter()
-        .find(|e| e["manager"] == manager)
-}
-
-fn deployment(replicas: i64, labels: Value) -> Value {
-    json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "d", "namespace": "default", "labels": labels},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "d"}},
-                 "template": {"metadata": {"labels": {"app": "d"}},
-                              "spec": {"containers": [{"name": "c", "image": "i"}]}}}
-    })
-}
+use crate::patch::testutil::{deployment, deployments, entry, writer};
 
 #[test]
 fn a_create_records_every_field_it_set() {
