@@ -175,11 +175,13 @@ fn peer_client_tls(cfg: &StoreConfig) -> Result<Option<ClientTlsConfig>> {
 /// listed in --initial-cluster for the membership table (retrying for a while, as they may be
 /// starting too).
 async fn fetch_join_info(cfg: &StoreConfig, tls: Option<&ClientTlsConfig>) -> Result<JoinInfo> {
+    let dial = crate::raft::dial::DialMap::parse(&cfg.peer_dial_urls)?;
     let others: Vec<String> = cfg
         .initial_members()?
         .into_iter()
         .filter(|(_, urls)| !same_urls(urls, &cfg.initial_advertise_peer_urls))
         .flat_map(|(_, urls)| urls)
+        .map(|u| dial.rewrite(&u))
         .collect();
     if others.is_empty() {
         return Err(Error::InvalidArgument(
