@@ -267,7 +267,7 @@ async fn drive(
             ));
         }
         for w in 0..2 {
-            tasks.spawn(traffic::kube::watcher(
+            tasks.spawn(traffic::kube_watch::watcher(
                 ctx.clone(),
                 target.clone(),
                 2000 + w,

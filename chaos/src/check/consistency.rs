@@ -16,7 +16,7 @@ use std::collections::HashSet;
 
 use super::revisions::Revisions;
 use super::CheckResult;
-use crate::check::linearizable::describe_op;
+use crate::check::counterexample::describe_op;
 use crate::history::{History, Input, Kv, Op, Output};
 
 /// What an operation's revision means for real-time order.

@@ -18,6 +18,7 @@
 
 pub mod availability;
 pub mod consistency;
+pub mod counterexample;
 pub mod durability;
 pub mod kube;
 pub mod leases;

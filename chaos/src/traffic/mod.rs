@@ -16,6 +16,7 @@
 
 pub mod compact;
 pub mod kube;
+pub mod kube_watch;
 pub mod kv;
 pub mod probe;
 pub mod watch;
