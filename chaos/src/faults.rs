@@ -97,6 +97,13 @@ impl Injector<'_> {
         })
     }
 
+    /// The fault is in effect from now (after the kill, signal or route change took effect), so
+    /// recovery is measured from when it really started.
+    fn in_effect(&self, idx: usize) {
+        let now = self.clock.now();
+        self.rec.with(|h| h.faults[idx].start = now);
+    }
+
     fn end(&self, idx: usize) {
         let end = self.clock.now();
         self.rec.with(|h| h.faults[idx].end = Some(end));
@@ -129,6 +136,7 @@ impl Injector<'_> {
                 };
                 let f = self.begin(kind, self.name(i), vec![i]);
                 self.cluster.kill9(i);
+                self.in_effect(f);
                 let hold = self.hold_time();
                 tokio::time::sleep(hold).await;
                 self.cluster.spawn(i)?;
@@ -144,6 +152,7 @@ impl Injector<'_> {
                 };
                 let f = self.begin(kind, self.name(i), vec![i]);
                 self.cluster.pause(i)?;
+                self.in_effect(f);
                 let hold = self.hold_time().max(self.election_timeout * 2);
                 tokio::time::sleep(hold).await;
                 self.cluster.resume(i)?;
@@ -161,6 +170,7 @@ impl Injector<'_> {
                         self.cluster.net.set(j, l, LinkFault::Cut)?;
                     }
                 }
+                self.in_effect(f);
                 let hold = self.hold_time().max(self.election_timeout * 2);
                 tokio::time::sleep(hold).await;
                 self.cluster.net.heal(n)?;
@@ -192,6 +202,7 @@ impl Injector<'_> {
                         self.cluster.net.set(b, a, LinkFault::Cut)?;
                     }
                 }
+                self.in_effect(f);
                 let hold = self.hold_time().max(self.election_timeout * 2);
                 tokio::time::sleep(hold).await;
                 self.cluster.net.heal(n)?;
@@ -226,6 +237,7 @@ impl Injector<'_> {
                         )?;
                     }
                 }
+                self.in_effect(f);
                 let hold = self.hold_time() * 2;
                 tokio::time::sleep(hold).await;
                 self.cluster.net.heal(n)?;
@@ -249,6 +261,7 @@ impl Injector<'_> {
                     } else {
                         self.cluster.kill9(i);
                     }
+                    self.in_effect(f);
                     self.cluster.spawn(i)?;
                     self.cluster.wait_healthy(&[i], DEADLINE * 2).await?;
                     self.end(f);
@@ -272,6 +285,8 @@ impl Injector<'_> {
                     h.faults.len() - 1
                 });
                 api.kill9();
+                let now = self.clock.now();
+                self.rec.with(|h| h.faults[f].start = now);
                 let hold = self.hold.0;
                 tokio::time::sleep(hold).await;
                 api.start().await?;
