@@ -4,7 +4,6 @@
 //! injected, operations acknowledged, watch events delivered — so a pass cannot be vacuous.
 //! Longer runs are for the CLI (`strata chaos run --scenario all --duration 30m`).
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use strata_chaos::run::{run, RunResult};
@@ -12,10 +11,10 @@ use strata_chaos::RunArgs;
 use strata_tests::strata_bin;
 
 /// One chaos run at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn scenario(name: &str, secs: u64, tweak: impl FnOnce(&mut RunArgs)) -> RunResult {
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = SERIAL.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut a = RunArgs::for_scenario(name, Duration::from_secs(secs));
     a.out = Some(dir.path().join("run"));
