@@ -35,6 +35,12 @@ pub struct RunResult {
 
 pub async fn run(a: RunArgs) -> Result<RunResult, String> {
     let faults = scenario::faults(&a.scenario, a.kube)?;
+    if a.op_timeout >= Duration::from_secs(10) {
+        return Err(
+            "--op-timeout must be under 10s (a lease cycle must end before its lease could expire)"
+                .into(),
+        );
+    }
     if a.members < 3 {
         return Err("--members must be at least 3 (faults need a majority to survive)".into());
     }

@@ -207,7 +207,9 @@ pub fn render(h: &History, avail: &Availability, members: usize) -> String {
         r#"<text x="4" y="{:.1}">failed ops</text>"#,
         failed_top + 14.0
     );
-    for (t, unknown) in failed.iter().take(20_000) {
+    // At most 20 000 ticks, spread over the whole run.
+    let step = failed.len() / 20_000 + 1;
+    for (t, unknown) in failed.iter().step_by(step) {
         let x = sc.x(*t);
         let c = if *unknown { "#d62728" } else { "#ff7f0e" };
         let _ = writeln!(

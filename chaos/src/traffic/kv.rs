@@ -47,9 +47,10 @@ impl Default for Mix {
     }
 }
 
-/// Seconds a lease lives without keep-alives (long enough that only a failed revoke lets one
-/// expire during a run).
-const LEASE_TTL: i64 = 10;
+/// Seconds a lease lives without keep-alives: far longer than a cycle can take (three requests
+/// of at most `--op-timeout` each before the revoke is sent), so a lease only expires after its
+/// revoke failed, and an expiry is never mistaken for the revoke that followed it.
+const LEASE_TTL: i64 = 30;
 
 struct Client {
     ctx: Arc<Ctx>,
