@@ -1,6 +1,7 @@
 //! One child process (a store member or the apiserver): start with its output appended to a log,
 //! kill -9, SIGTERM with a deadline, SIGSTOP/SIGCONT. Signals are sent with the `kill` command so
-//! this crate needs no unsafe code. Dropping a `Proc` kills the child, so nothing outlives a run.
+//! this crate needs no unsafe code. Dropping a `Proc` kills the child, so nothing outlives a run
+//! (unless `strata chaos` itself is killed with SIGKILL: then its children are orphaned).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -36,6 +37,10 @@ impl Proc {
                 .open(log)
                 .map_err(|e| format!("log {}: {e}", log.display()))
         };
+        // Its own process group: a Ctrl-C in the terminal reaches `strata chaos`, which ends
+        // the run and stops its children itself, not the members in the middle of it.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd
             .stdin(Stdio::null())
             .stdout(open()?)
