@@ -29,6 +29,9 @@ enum Command {
     Token(TokenArgs),
     /// Load tool speaking the etcd v3 API (etcd benchmark style).
     Bench(strata_bench::BenchArgs),
+    /// Fault injection against a cluster of real members, with linearizability, watch and
+    /// durability checking of the recorded history.
+    Chaos(strata_chaos::ChaosArgs),
 }
 
 #[derive(clap::Args)]
@@ -157,6 +160,11 @@ fn main() -> std::process::ExitCode {
             Command::Apiserver(cfg) => strata_apiserver::run(*cfg, shutdown_signal()).await,
             Command::Token(args) => mint_token(args),
             Command::Bench(args) => strata_bench::run(args).await,
+            Command::Chaos(args) => match strata_chaos::main(args).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err("chaos: checks failed (see the report)".into()),
+                Err(e) => Err(e),
+            },
         }
     });
     match result {

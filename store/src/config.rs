@@ -127,6 +127,16 @@ pub struct StoreConfig {
     /// Require peers to present certificates signed by --peer-trusted-ca-file.
     #[arg(long, default_value_t = false)]
     pub peer_client_cert_auth: bool,
+
+    /// Experimental, for fault injection (`strata chaos`): ADVERTISED_PEER_URL=DIAL_URL, comma
+    /// separated; this member dials DIAL_URL whenever it would connect to a peer advertised at
+    /// ADVERTISED_PEER_URL (so each directed peer link can go through its own proxy).
+    #[arg(
+        long = "experimental-peer-dial-url",
+        value_delimiter = ',',
+        hide = true
+    )]
+    pub peer_dial_urls: Vec<String>,
 }
 
 impl Default for StoreConfig {

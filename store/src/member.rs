@@ -228,7 +228,8 @@ impl Member {
             snapshot_count: cfg.snapshot_count,
             catch_up_entries: cfg.snapshot_catchup_entries,
         };
-        let directory: Arc<dyn PeerDirectory> = members.clone();
+        let directory = crate::raft::dial::DialMap::parse(&cfg.peer_dial_urls)?
+            .wrap(members.clone() as Arc<dyn PeerDirectory>);
         let peers = PeerTransport::new(id, directory, peer_tls, snap_dir.clone());
         let snapshots: Arc<dyn crate::raft::SnapshotSource> =
             Arc::new(Snapshotter::new(engine.clone(), snap_dir.clone()));

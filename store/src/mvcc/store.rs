@@ -283,8 +283,21 @@ impl MvccStore {
 
     /// A read view of the committed store at revision `rev` (0 = current).
     pub fn read_at(&self, rev: i64) -> Result<StoreView<'_>> {
-        let rev = self.check_revision(rev)?;
-        Ok(StoreView { store: self, rev })
+        let at = self.check_revision(rev)?;
+        // The header names the revision the read is served at (for a historical read, the
+        // store's revision when it started, as etcd does), never one published while the read
+        // ran: a client that lists at the header's revision and then watches from it must not
+        // miss the changes in between.
+        let header = if rev <= 0 {
+            at
+        } else {
+            self.current_revision().max(at)
+        };
+        Ok(StoreView {
+            store: self,
+            rev: at,
+            header,
+        })
     }
 
     /// Starts a round of writes by the applier.
@@ -308,11 +321,13 @@ impl MvccStore {
 pub struct StoreView<'s> {
     store: &'s MvccStore,
     rev: i64,
+    /// The revision reported in the response header.
+    header: i64,
 }
 
 impl ReadView for StoreView<'_> {
     fn header_revision(&self) -> i64 {
-        self.store.current_revision()
+        self.header
     }
 
     fn range_kvs(
@@ -393,5 +408,53 @@ impl<'s> ApplyRound<'s> {
                 .put(Cf::Meta, meta::CURRENT_REV, self.rev.to_be_bytes().to_vec());
         }
         (self.batch, self.rev, self.events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::engine::RocksEngine;
+    use crate::mvcc::WriteTxn;
+
+    fn put(store: &MvccStore, key: &str, value: &str) {
+        let mut round = store.begin_round();
+        let mut txn = WriteTxn::new(&mut round);
+        txn.put(
+            Bytes::from(key.to_string()),
+            Bytes::from(value.to_string()),
+            0,
+        );
+        txn.commit();
+        let (batch, rev, _) = round.finish();
+        store.engine().write(batch, false).expect("write");
+        store.publish(rev);
+    }
+
+    /// Found by `strata chaos`: a read's header named the revision current when the header was
+    /// filled, so a write published during the read made the header newer than the data.
+    #[test]
+    fn header_revision_is_the_revision_read_at() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine: Arc<dyn Engine> = Arc::new(RocksEngine::open(dir.path()).expect("open"));
+        let store = MvccStore::open(engine).expect("mvcc");
+        put(&store, "k", "1");
+        let view = store.read_at(0).expect("view");
+        let historical = store.read_at(2).expect("historical view");
+        put(&store, "k", "2");
+        let (kvs, _) = view.range_kvs(b"k", b"", 0, 0, false).expect("range");
+        assert_eq!(kvs[0].value.as_ref(), b"1");
+        assert_eq!(kvs[0].mod_revision, 2);
+        assert_eq!(
+            view.header_revision(),
+            2,
+            "the header must match the data read"
+        );
+        assert_eq!(historical.header_revision(), 2);
+        assert_eq!(store.read_at(2).expect("view").header_revision(), 3);
     }
 }

@@ -7,6 +7,7 @@
 //! advance. Proposals and read requests arriving while one Ready is processed are batched into
 //! the next, so under load one fsync covers many writes (group commit).
 
+pub mod dial;
 pub mod node;
 pub mod storage;
 pub mod transport;

@@ -175,11 +175,13 @@ fn peer_client_tls(cfg: &StoreConfig) -> Result<Option<ClientTlsConfig>> {
 /// listed in --initial-cluster for the membership table (retrying for a while, as they may be
 /// starting too).
 async fn fetch_join_info(cfg: &StoreConfig, tls: Option<&ClientTlsConfig>) -> Result<JoinInfo> {
+    let dial = crate::raft::dial::DialMap::parse(&cfg.peer_dial_urls)?;
     let others: Vec<String> = cfg
         .initial_members()?
         .into_iter()
         .filter(|(_, urls)| !same_urls(urls, &cfg.initial_advertise_peer_urls))
         .flat_map(|(_, urls)| urls)
+        .map(|u| dial.rewrite(&u))
         .collect();
     if others.is_empty() {
         return Err(Error::InvalidArgument(
@@ -189,6 +191,12 @@ async fn fetch_join_info(cfg: &StoreConfig, tls: Option<&ClientTlsConfig>) -> Re
     }
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     let mut last_error = String::new();
+    // An answer that does not list this member may come from a member that has not applied the
+    // `member add` yet (found by strata chaos: the replaced member asked a lagging follower and
+    // exited). Keep asking for a while; then take the answer, so the caller reports "add it
+    // first" for a member that really was not added.
+    let mut without_us: Option<(tokio::time::Instant, JoinInfo)> = None;
+    let grace = std::time::Duration::from_secs(10);
     while tokio::time::Instant::now() < deadline {
         for url in &others {
             let asked = async {
@@ -203,7 +211,23 @@ async fn fetch_join_info(cfg: &StoreConfig, tls: Option<&ClientTlsConfig>) -> Re
                     .map_err(|s| Error::storage(s.message()))
             };
             match tokio::time::timeout(std::time::Duration::from_secs(3), asked).await {
-                Ok(Ok(info)) => return Ok(info),
+                Ok(Ok(info))
+                    if info
+                        .members
+                        .iter()
+                        .any(|m| same_urls(&m.peer_urls, &cfg.initial_advertise_peer_urls)) =>
+                {
+                    return Ok(info)
+                }
+                Ok(Ok(info)) => {
+                    let since = without_us
+                        .get_or_insert((tokio::time::Instant::now(), info))
+                        .0;
+                    if since.elapsed() > grace {
+                        return Ok(without_us.take().expect("set just above").1);
+                    }
+                    last_error = format!("{url}: does not list this member yet");
+                }
                 Ok(Err(e)) => last_error = format!("{url}: {e}"),
                 Err(_) => last_error = format!("{url}: timed out"),
             }

@@ -46,7 +46,6 @@ pub enum Control {
     Created { watch_id: i64, rev: i64 },
     Rejected { watch_id: i64, reason: String },
     Canceled { watch_id: i64 },
-    Progress { rev: i64 },
 }
 
 type Out = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
@@ -109,11 +108,10 @@ impl Watch for WatchService {
                         }
                     }
                     Some(RequestUnion::ProgressRequest(_)) => {
-                        let (synced, rev) = stream.synced();
-                        if !synced {
-                            continue;
-                        }
-                        Control::Progress { rev }
+                        // On the event queue, behind every event up to its revision (the
+                        // control queue would overtake them).
+                        stream.request_progress();
+                        continue;
                     }
                     None => continue,
                 };
@@ -209,13 +207,6 @@ fn to_responses(m: &Member, item: Item) -> Vec<WatchResponse> {
                 header: header(current),
                 watch_id,
                 canceled: true,
-                ..Default::default()
-            }]
-        }
-        Item::Ctl(Control::Progress { rev }) => {
-            vec![WatchResponse {
-                header: header(rev),
-                watch_id: -1,
                 ..Default::default()
             }]
         }

@@ -184,6 +184,27 @@ impl WatchHub {
         (all, inner.rev)
     }
 
+    /// Answers a RequestProgress on `stream`: if every watcher on it is synced, queues a
+    /// progress notification at the hub's revision on the stream's queue, behind the events
+    /// already queued. Both happen under the hub lock, which `publish` holds while it queues a
+    /// revision's events and raises the revision, so every event up to that revision is ahead
+    /// of the notification (etcd's "bookmarkable" guarantee). False when some watcher is
+    /// catching up or the queue is full (no notification, as etcd does then).
+    fn request_progress(&self, stream: u64, tx: &mpsc::Sender<StreamMsg>) -> bool {
+        let inner = self.inner.lock();
+        let all = inner
+            .watchers
+            .iter()
+            .filter(|(k, _)| k.0 == stream)
+            .all(|(_, w)| w.synced);
+        all && tx
+            .try_send(StreamMsg::Progress {
+                watch_id: -1,
+                rev: inner.rev,
+            })
+            .is_ok()
+    }
+
     /// Hands the events of newly applied revisions to the synced watchers. Never blocks: a
     /// watcher whose queue is full is moved to catch-up. Called by the applier, in revision order,
     /// after the revisions are durable in the engine.
@@ -366,6 +387,49 @@ impl WatchHub {
                 return;
             };
             w.next_rev = last + 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Engine, RocksEngine};
+    use crate::mvcc::WriteTxn;
+
+    /// Found by `strata chaos`: the answer to RequestProgress went through the stream's control
+    /// queue, which is sent before its event queue, so it could overtake events at or below
+    /// the revision it announced.
+    #[tokio::test]
+    async fn requested_progress_follows_the_events_already_queued() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine: Arc<dyn Engine> = Arc::new(RocksEngine::open(dir.path()).expect("open"));
+        let store = Arc::new(MvccStore::open(engine.clone()).expect("mvcc"));
+        let hub = WatchHub::new(store.clone());
+        let (stream, mut rx) = hub.open_stream();
+        let spec = WatchSpec {
+            key: Bytes::from_static(b"k"),
+            ..Default::default()
+        };
+        let id = stream.create(0, spec).expect("watch");
+        let mut round = store.begin_round();
+        let mut txn = WriteTxn::new(&mut round);
+        txn.put(Bytes::from_static(b"k"), Bytes::from_static(b"v"), 0);
+        txn.commit();
+        let (batch, rev, events) = round.finish();
+        engine.write(batch, false).expect("write");
+        store.publish(rev);
+        hub.publish(&events, rev);
+        assert!(stream.request_progress());
+        match rx.recv().await {
+            Some(StreamMsg::Events {
+                watch_id, rev: r, ..
+            }) => assert_eq!((watch_id, r), (id, rev)),
+            other => panic!("expected the event first, got {other:?}"),
+        }
+        match rx.recv().await {
+            Some(StreamMsg::Progress { watch_id, rev: r }) => assert_eq!((watch_id, r), (-1, rev)),
+            other => panic!("expected the progress notification, got {other:?}"),
         }
     }
 }

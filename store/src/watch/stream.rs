@@ -92,6 +92,12 @@ impl WatchStream {
     pub fn synced(&self) -> (bool, i64) {
         self.hub.stream_synced(self.id)
     }
+
+    /// RequestProgress: queues a progress notification (watch id -1) behind the events already
+    /// queued, if every watcher on the stream is synced; whether one was queued.
+    pub fn request_progress(&self) -> bool {
+        self.hub.request_progress(self.id, &self.tx)
+    }
 }
 
 impl Drop for WatchStream {
