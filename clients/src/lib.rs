@@ -1,0 +1,21 @@
+//! Strata's reference clients: the scheduler, the controller-manager and the kubelet (with a
+//! process runtime and a hollow one for scale tests). They are built on kube-rs (its client,
+//! watcher and reflector) and k8s-openapi and talk to the apiserver only over HTTPS, exactly
+//! as kube-scheduler, kube-controller-manager and the kubelet do, so they exercise the
+//! apiserver and the store the way a real cluster does.
+//!
+//! Every component has the shape `run(config, shutdown)`: it returns once `shutdown`
+//! completes and every task it started has finished.
+//!
+//! The decision logic (filters and scores, reconcile steps, pod phase and conditions) lives in
+//! functions over plain objects, unit-tested without a server; the loops around them only
+//! read caches, call those functions and write the outcome.
+
+pub mod connect;
+pub mod events;
+pub mod informer;
+pub mod leader;
+pub mod pod;
+pub mod quantity;
+pub mod selector;
+pub mod workqueue;
