@@ -35,6 +35,18 @@ pub enum Change<K> {
     Deleted(Arc<K>),
 }
 
+impl<K> Clone for Change<K> {
+    fn clone(&self) -> Self {
+        match self {
+            Change::Applied { old, new } => Change::Applied {
+                old: old.clone(),
+                new: new.clone(),
+            },
+            Change::Deleted(o) => Change::Deleted(o.clone()),
+        }
+    }
+}
+
 impl<K> Change<K> {
     /// The object as it is now (or was last, for a deletion).
     pub fn object(&self) -> &Arc<K> {
@@ -275,8 +287,8 @@ impl<K: Watched> Informer<K> {
             let Some(index) = indexes.get_mut(name) else {
                 continue;
             };
-            let before = old.map(|o| f(o)).unwrap_or_default();
-            let after = new.map(|n| f(n)).unwrap_or_default();
+            let before = old.map(f).unwrap_or_default();
+            let after = new.map(f).unwrap_or_default();
             for v in before.iter().filter(|v| !after.contains(v)) {
                 if let Some(set) = index.get_mut(v) {
                     set.remove(key);

@@ -19,3 +19,19 @@ pub mod pod;
 pub mod quantity;
 pub mod selector;
 pub mod workqueue;
+pub mod scheduler;
+
+/// A `watch` receiver that turns true when `shutdown` completes (the components pass it to
+/// every task they start), and the task that watches `shutdown` (abort it when done).
+pub fn shutdown_channel(
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (tokio::sync::watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move {
+        shutdown.await;
+        tx.send_replace(true);
+        // Keep the sender alive so receivers do not see a closed channel as a stop.
+        std::future::pending::<()>().await;
+    });
+    (rx, task)
+}
