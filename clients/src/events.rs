@@ -36,7 +36,10 @@ impl Recorder {
         component: &str,
         instance: &str,
         shutdown: watch::Receiver<bool>,
-    ) -> (Recorder, impl std::future::Future<Output = ()> + Send + 'static) {
+    ) -> (
+        Recorder,
+        impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let task = write_events(client, rx, shutdown);
         (
@@ -61,12 +64,24 @@ impl Recorder {
     }
 
     /// Records a `Normal` event about `obj`.
-    pub fn normal<K: Resource<DynamicType = ()>>(&self, obj: &K, reason: &str, action: &str, message: String) {
+    pub fn normal<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        reason: &str,
+        action: &str,
+        message: String,
+    ) {
         self.record(obj, "Normal", reason, action, message);
     }
 
     /// Records a `Warning` event about `obj`.
-    pub fn warning<K: Resource<DynamicType = ()>>(&self, obj: &K, reason: &str, action: &str, message: String) {
+    pub fn warning<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        reason: &str,
+        action: &str,
+        message: String,
+    ) {
         self.record(obj, "Warning", reason, action, message);
     }
 
@@ -122,13 +137,21 @@ impl Recorder {
     }
 }
 
-async fn write_events(client: Client, mut rx: mpsc::Receiver<Event>, mut shutdown: watch::Receiver<bool>) {
+async fn write_events(
+    client: Client,
+    mut rx: mpsc::Receiver<Event>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let ev = tokio::select! {
             _ = shutdown.wait_for(|s| *s) => return,
             ev = rx.recv() => match ev { Some(ev) => ev, None => return },
         };
-        let ns = ev.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let ns = ev
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let api: Api<Event> = Api::namespaced(client.clone(), &ns);
         if let Err(e) = api.create(&PostParams::default(), &ev).await {
             tracing::debug!(error = %e, reason = ?ev.reason, "could not record event");

@@ -62,7 +62,7 @@ type IndexFn<K> = Box<dyn Fn(&K) -> Vec<String> + Send + Sync>;
 
 /// Objects a kube-rs watcher and store can handle.
 pub trait Watched:
-    Resource<DynamicType: Clone + Eq + Hash + Default + Send + Sync>
+    Resource<DynamicType: Clone + Eq + Hash + Send + Sync>
     + Clone
     + DeserializeOwned
     + Debug
@@ -73,7 +73,7 @@ pub trait Watched:
 }
 
 impl<K> Watched for K where
-    K: Resource<DynamicType: Clone + Eq + Hash + Default + Send + Sync>
+    K: Resource<DynamicType: Clone + Eq + Hash + Send + Sync>
         + Clone
         + DeserializeOwned
         + Debug
@@ -86,6 +86,7 @@ impl<K> Watched for K where
 /// The read side of an informer: the cache, its indexes, and whether it has listed.
 pub struct Cache<K: Watched> {
     store: Store<K>,
+    dyntype: K::DynamicType,
     indexes: Arc<RwLock<HashMap<&'static str, Index<K>>>>,
     synced: watch::Receiver<bool>,
 }
@@ -96,6 +97,7 @@ impl<K: Watched> Clone for Cache<K> {
     fn clone(&self) -> Self {
         Cache {
             store: self.store.clone(),
+            dyntype: self.dyntype.clone(),
             indexes: self.indexes.clone(),
             synced: self.synced.clone(),
         }
@@ -110,7 +112,7 @@ impl<K: Watched> Cache<K> {
 
     /// The cached object named `name` in `namespace` ("" for cluster-scoped kinds).
     pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
-        let mut r = ObjectRef::new_with(name, Default::default());
+        let mut r = ObjectRef::new_with(name, self.dyntype.clone());
         if !namespace.is_empty() {
             r = r.within(namespace);
         }
@@ -153,12 +155,23 @@ pub struct Informer<K: Watched> {
     synced_tx: watch::Sender<bool>,
 }
 
-impl<K: Watched> Informer<K> {
+impl<K: Watched> Informer<K>
+where
+    K::DynamicType: Default,
+{
     pub fn new(api: Api<K>, config: watcher::Config) -> Informer<K> {
-        let writer = Writer::<K>::default();
+        Self::new_with(api, config, Default::default())
+    }
+}
+
+impl<K: Watched> Informer<K> {
+    /// An informer for a kind known only at run time (`DynamicObject` with its `ApiResource`).
+    pub fn new_with(api: Api<K>, config: watcher::Config, dyntype: K::DynamicType) -> Informer<K> {
+        let writer = Writer::<K>::new(dyntype.clone());
         let (synced_tx, synced) = watch::channel(false);
         let cache = Cache {
             store: writer.as_reader(),
+            dyntype,
             indexes: Arc::new(RwLock::new(HashMap::new())),
             synced,
         };
@@ -179,7 +192,11 @@ impl<K: Watched> Informer<K> {
     }
 
     /// Maintains an index: `f` gives the values an object is found under.
-    pub fn index(&mut self, name: &'static str, f: impl Fn(&K) -> Vec<String> + Send + Sync + 'static) {
+    pub fn index(
+        &mut self,
+        name: &'static str,
+        f: impl Fn(&K) -> Vec<String> + Send + Sync + 'static,
+    ) {
         self.cache.indexes.write().insert(name, HashMap::new());
         self.indexers.push((name, Box::new(f)));
     }
@@ -191,7 +208,7 @@ impl<K: Watched> Informer<K> {
 
     /// Watches until `shutdown` flips to true (or its sender is dropped).
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let kind = K::kind(&Default::default()).to_string();
+        let kind = K::kind(&self.cache.dyntype).to_string();
         let stream = watcher::watcher(self.api.clone(), self.config.clone()).default_backoff();
         futures::pin_mut!(stream);
         let mut relisted: Vec<ObjectRef<K>> = Vec::new();
@@ -219,7 +236,7 @@ impl<K: Watched> Informer<K> {
     }
 
     fn key(&self, obj: &K) -> ObjectRef<K> {
-        ObjectRef::from_obj_with(obj, Default::default())
+        ObjectRef::from_obj_with(obj, self.cache.dyntype.clone())
     }
 
     fn apply(&mut self, ev: Event<K>, relisted: &mut Vec<ObjectRef<K>>) {
@@ -342,7 +359,11 @@ mod tests {
         );
         let mut inf = Informer::new(Api::<Pod>::all(client), watcher::Config::default());
         inf.index("node", |p: &Pod| {
-            vec![p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default()]
+            vec![p
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.clone())
+                .unwrap_or_default()]
         });
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = seen.clone();

@@ -58,7 +58,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration {s:?}: unit must be ms, s, m or h")),
+        _ => {
+            return Err(format!(
+                "invalid duration {s:?}: unit must be ms, s, m or h"
+            ))
+        }
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("invalid duration {s:?}"));
@@ -110,7 +114,13 @@ struct Observed {
 }
 
 /// Whether `me` may write the Lease now, given what was read and when it last changed.
-fn may_take(spec: &LeaseSpec, me: &str, changed_at: Instant, now: Instant, fallback: Duration) -> bool {
+fn may_take(
+    spec: &LeaseSpec,
+    me: &str,
+    changed_at: Instant,
+    now: Instant,
+    fallback: Duration,
+) -> bool {
     let holder = spec.holder_identity.as_deref().unwrap_or("");
     if holder.is_empty() || holder == me {
         return true;
@@ -185,7 +195,10 @@ async fn try_acquire_or_renew(
     new_spec.renew_time = Some(micro_now());
     if !ours {
         new_spec.acquire_time = Some(micro_now());
-        let had_holder = spec.holder_identity.as_deref().is_some_and(|h| !h.is_empty());
+        let had_holder = spec
+            .holder_identity
+            .as_deref()
+            .is_some_and(|h| !h.is_empty());
         new_spec.lease_transitions =
             Some(spec.lease_transitions.unwrap_or(0) + i32::from(had_holder));
     }
@@ -221,8 +234,12 @@ async fn release(api: &Api<Lease>, e: &Election) {
 /// Runs `lead` while this candidate holds the Lease, until `shutdown` turns true. `lead` gets
 /// a receiver that turns true when leadership is lost or the process stops; it must return
 /// soon after. When leadership is lost the candidate competes again.
-pub async fn run<F, Fut>(client: Client, e: Election, mut shutdown: watch::Receiver<bool>, mut lead: F)
-where
+pub async fn run<F, Fut>(
+    client: Client,
+    e: Election,
+    mut shutdown: watch::Receiver<bool>,
+    mut lead: F,
+) where
     F: FnMut(watch::Receiver<bool>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
@@ -313,7 +330,13 @@ mod tests {
         assert!(may_take(&spec("me", 15), "me", t0, t0, d));
         assert!(may_take(&spec("", 1), "me", t0, t0, d));
         // The record's duration wins over ours.
-        assert!(may_take(&spec("other", 2), "me", t0, t0 + Duration::from_secs(2), d));
+        assert!(may_take(
+            &spec("other", 2),
+            "me",
+            t0,
+            t0 + Duration::from_secs(2),
+            d
+        ));
     }
 
     #[test]

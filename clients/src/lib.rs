@@ -12,20 +12,24 @@
 //! read caches, call those functions and write the outcome.
 
 pub mod connect;
+pub mod controllers;
 pub mod events;
 pub mod informer;
 pub mod leader;
 pub mod pod;
 pub mod quantity;
+pub mod scheduler;
 pub mod selector;
 pub mod workqueue;
-pub mod scheduler;
 
 /// A `watch` receiver that turns true when `shutdown` completes (the components pass it to
 /// every task they start), and the task that watches `shutdown` (abort it when done).
 pub fn shutdown_channel(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> (tokio::sync::watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
+) -> (
+    tokio::sync::watch::Receiver<bool>,
+    tokio::task::JoinHandle<()>,
+) {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(async move {
         shutdown.await;

@@ -153,6 +153,10 @@ mod tests {
         assert!(is_ready(&pod));
         assert!(is_available(&pod, 0, t));
         assert!(!is_available(&pod, 5, t));
-        assert!(is_available(&pod, 5, t + jiff::SignedDuration::from_secs(5)));
+        assert!(is_available(
+            &pod,
+            5,
+            t + jiff::SignedDuration::from_secs(5)
+        ));
     }
 }

@@ -31,7 +31,11 @@ pub fn parse_milli(q: &str) -> Option<i128> {
         return None;
     }
     let digits = format!("{int_part}{frac_part}");
-    let mantissa: i128 = if digits.is_empty() { 0 } else { digits.parse().ok()? };
+    let mantissa: i128 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().ok()?
+    };
     let scale = frac_part.len() as u32;
     // value = mantissa / 10^scale * multiplier; multiplier = num/den (with powers of ten
     // as exponents so "1e-3" and "5m" stay exact).
@@ -52,7 +56,9 @@ pub fn parse_milli(q: &str) -> Option<i128> {
         "T" => (0, 12),
         "P" => (0, 15),
         "E" => (0, 18),
-        e if e.starts_with(['e', 'E']) => (0, e[1..].parse::<i32>().ok().filter(|x| x.abs() <= 30)?),
+        e if e.starts_with(['e', 'E']) => {
+            (0, e[1..].parse::<i32>().ok().filter(|x| x.abs() <= 30)?)
+        }
         _ => return None,
     };
     // milli = mantissa * 2^bin_pow * 10^(dec_exp + 3) / 10^scale, rounded up.
@@ -160,7 +166,10 @@ mod tests {
     #[test]
     fn lists_add_and_compare() {
         let mut a: ResourceList = [("cpu".to_string(), 100)].into();
-        add(&mut a, &[("cpu".to_string(), 50), ("memory".to_string(), 7)].into());
+        add(
+            &mut a,
+            &[("cpu".to_string(), 50), ("memory".to_string(), 7)].into(),
+        );
         assert_eq!(a["cpu"], 150);
         max(&mut a, &[("cpu".to_string(), 500)].into());
         assert_eq!(a["cpu"], 500);

@@ -40,7 +40,10 @@ fn requirement_matches(r: &LabelSelectorRequirement, labels: &Labels) -> bool {
 /// Whether a selector selects nothing (nil) or everything (empty): ReplicaSets refuse both.
 pub fn is_empty(selector: &LabelSelector) -> bool {
     selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
-        && selector.match_expressions.as_ref().is_none_or(|e| e.is_empty())
+        && selector
+            .match_expressions
+            .as_ref()
+            .is_none_or(|e| e.is_empty())
 }
 
 /// A selector as its query-string form (`a=b,c in (d,e)`), for list calls and Scale status.
@@ -102,7 +105,9 @@ pub fn node_term_matches(term: &NodeSelectorTerm, labels: &Labels, node_name: &s
     }
     let name_fields: Labels = [("metadata.name".to_string(), node_name.to_string())].into();
     exprs.iter().all(|r| node_requirement_matches(r, labels))
-        && fields.iter().all(|r| node_requirement_matches(r, &name_fields))
+        && fields
+            .iter()
+            .all(|r| node_requirement_matches(r, &name_fields))
 }
 
 #[cfg(test)]
@@ -112,7 +117,10 @@ mod tests {
     use serde_json::json;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn sel(v: serde_json::Value) -> LabelSelector {
@@ -126,13 +134,34 @@ mod tests {
             (json!({}), true),
             (json!({"matchLabels": {"app": "web"}}), true),
             (json!({"matchLabels": {"app": "db"}}), false),
-            (json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["front", "x"]}]}), true),
-            (json!({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["front"]}]}), false),
-            (json!({"matchExpressions": [{"key": "env", "operator": "NotIn", "values": ["prod"]}]}), true),
-            (json!({"matchExpressions": [{"key": "app", "operator": "Exists"}]}), true),
-            (json!({"matchExpressions": [{"key": "app", "operator": "DoesNotExist"}]}), false),
-            (json!({"matchExpressions": [{"key": "app", "operator": "In", "values": []}]}), false),
-            (json!({"matchExpressions": [{"key": "app", "operator": "Bogus"}]}), false),
+            (
+                json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["front", "x"]}]}),
+                true,
+            ),
+            (
+                json!({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["front"]}]}),
+                false,
+            ),
+            (
+                json!({"matchExpressions": [{"key": "env", "operator": "NotIn", "values": ["prod"]}]}),
+                true,
+            ),
+            (
+                json!({"matchExpressions": [{"key": "app", "operator": "Exists"}]}),
+                true,
+            ),
+            (
+                json!({"matchExpressions": [{"key": "app", "operator": "DoesNotExist"}]}),
+                false,
+            ),
+            (
+                json!({"matchExpressions": [{"key": "app", "operator": "In", "values": []}]}),
+                false,
+            ),
+            (
+                json!({"matchExpressions": [{"key": "app", "operator": "Bogus"}]}),
+                false,
+            ),
         ];
         for (s, want) in cases {
             assert_eq!(matches(&sel(s.clone()), &l), want, "{s}");
@@ -150,34 +179,47 @@ mod tests {
     #[test]
     fn node_selector_terms() {
         let l = labels(&[("zone", "a"), ("cores", "8")]);
-        let term = |v: serde_json::Value| -> NodeSelectorTerm { serde_json::from_value(v).unwrap() };
+        let term =
+            |v: serde_json::Value| -> NodeSelectorTerm { serde_json::from_value(v).unwrap() };
         assert!(node_term_matches(
-            &term(json!({"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]})),
-            &l,
-            "n1"
-        ));
-        assert!(node_term_matches(
-            &term(json!({"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["4"]}]})),
-            &l,
-            "n1"
-        ));
-        assert!(!node_term_matches(
-            &term(json!({"matchExpressions": [{"key": "cores", "operator": "Lt", "values": ["4"]}]})),
-            &l,
-            "n1"
-        ));
-        assert!(!node_term_matches(
-            &term(json!({"matchExpressions": [{"key": "zone", "operator": "Gt", "values": ["x"]}]})),
+            &term(
+                json!({"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]})
+            ),
             &l,
             "n1"
         ));
         assert!(node_term_matches(
-            &term(json!({"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]})),
+            &term(
+                json!({"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["4"]}]})
+            ),
             &l,
             "n1"
         ));
         assert!(!node_term_matches(
-            &term(json!({"matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["n1"]}]})),
+            &term(
+                json!({"matchExpressions": [{"key": "cores", "operator": "Lt", "values": ["4"]}]})
+            ),
+            &l,
+            "n1"
+        ));
+        assert!(!node_term_matches(
+            &term(
+                json!({"matchExpressions": [{"key": "zone", "operator": "Gt", "values": ["x"]}]})
+            ),
+            &l,
+            "n1"
+        ));
+        assert!(node_term_matches(
+            &term(
+                json!({"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]})
+            ),
+            &l,
+            "n1"
+        ));
+        assert!(!node_term_matches(
+            &term(
+                json!({"matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["n1"]}]})
+            ),
             &l,
             "n1"
         ));

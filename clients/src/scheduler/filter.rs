@@ -94,7 +94,11 @@ fn node_affinity(pod: &PodInfo, node: &NodeInfo) -> Vec<String> {
     }
 }
 
-pub fn node_affinity_matches(pod: &PodInfo, labels: &BTreeMap<String, String>, node_name: &str) -> bool {
+pub fn node_affinity_matches(
+    pod: &PodInfo,
+    labels: &BTreeMap<String, String>,
+    node_name: &str,
+) -> bool {
     let Some(spec) = pod.pod.spec.as_ref() else {
         return true;
     };
@@ -107,7 +111,10 @@ pub fn node_affinity_matches(pod: &PodInfo, labels: &BTreeMap<String, String>, n
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref());
+        .and_then(|na| {
+            na.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
     match required {
         None => true,
         Some(sel) => sel
@@ -213,7 +220,12 @@ mod tests {
     fn filters_answer_with_the_plugins_reasons() {
         let cases: Vec<(&str, serde_json::Value, serde_json::Value, Vec<&str>)> = vec![
             ("plain pod fits", json!({}), json!({}), vec![]),
-            ("cordoned", json!({}), json!({"spec": {"unschedulable": true}}), vec![UNSCHEDULABLE]),
+            (
+                "cordoned",
+                json!({}),
+                json!({"spec": {"unschedulable": true}}),
+                vec![UNSCHEDULABLE],
+            ),
             (
                 "cordoned but tolerated",
                 json!({"spec": {"tolerations": [{"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}]}}),
@@ -226,7 +238,12 @@ mod tests {
                 json!({"status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}}),
                 vec![NOT_READY],
             ),
-            ("node selector mismatch", json!({"spec": {"nodeSelector": {"disk": "ssd"}}}), json!({}), vec![AFFINITY]),
+            (
+                "node selector mismatch",
+                json!({"spec": {"nodeSelector": {"disk": "ssd"}}}),
+                json!({}),
+                vec![AFFINITY],
+            ),
             (
                 "node selector match",
                 json!({"spec": {"nodeSelector": {"disk": "ssd"}}}),
@@ -300,26 +317,38 @@ mod tests {
     #[test]
     fn placed_pods_use_up_resources_and_ports() {
         let mut n = node(json!({"status": {"allocatable": {"cpu": "1", "pods": "2"}}}));
-        let big = pod(json!({"metadata": {"name": "a"}, "spec": {"containers": [{"name": "c",
-            "resources": {"requests": {"cpu": "600m"}}, "ports": [{"containerPort": 1, "hostPort": 80}]}]}}));
+        let big = pod(
+            json!({"metadata": {"name": "a"}, "spec": {"containers": [{"name": "c",
+            "resources": {"requests": {"cpu": "600m"}}, "ports": [{"containerPort": 1, "hostPort": 80}]}]}}),
+        );
         assert!(filter(&big, &n).is_empty());
         n.add_pod(&big);
-        let again = pod(json!({"metadata": {"name": "b"}, "spec": {"containers": [{"name": "c",
-            "resources": {"requests": {"cpu": "600m"}}}]}}));
+        let again = pod(
+            json!({"metadata": {"name": "b"}, "spec": {"containers": [{"name": "c",
+            "resources": {"requests": {"cpu": "600m"}}}]}}),
+        );
         assert_eq!(filter(&again, &n), vec!["Insufficient cpu"]);
-        let port = pod(json!({"metadata": {"name": "c"}, "spec": {"containers": [{"name": "c",
-            "ports": [{"containerPort": 1, "hostPort": 80, "hostIP": "127.0.0.1"}]}]}}));
+        let port = pod(
+            json!({"metadata": {"name": "c"}, "spec": {"containers": [{"name": "c",
+            "ports": [{"containerPort": 1, "hostPort": 80, "hostIP": "127.0.0.1"}]}]}}),
+        );
         assert_eq!(filter(&port, &n), vec![PORTS]);
         let small = pod(json!({"metadata": {"name": "d"}}));
         assert!(filter(&small, &n).is_empty());
         n.add_pod(&small);
-        assert_eq!(filter(&pod(json!({"metadata": {"name": "e"}})), &n), vec![TOO_MANY_PODS]);
+        assert_eq!(
+            filter(&pod(json!({"metadata": {"name": "e"}})), &n),
+            vec![TOO_MANY_PODS]
+        );
     }
 
     #[test]
     fn fit_error_reads_like_kubernetes() {
         let reasons: BTreeMap<String, usize> = [
-            ("node(s) had untolerated taint {node.kubernetes.io/unreachable: }".to_string(), 2),
+            (
+                "node(s) had untolerated taint {node.kubernetes.io/unreachable: }".to_string(),
+                2,
+            ),
             ("Insufficient cpu".to_string(), 1),
         ]
         .into();

@@ -51,7 +51,11 @@ impl PodInfo {
         let (mut cpu, mut mem) = (0i128, 0i128);
         for c in &spec.containers {
             let r = quantity::resource_list(c.resources.as_ref().and_then(|r| r.requests.as_ref()));
-            cpu += r.get("cpu").copied().filter(|v| *v > 0).unwrap_or(DEFAULT_MILLI_CPU);
+            cpu += r
+                .get("cpu")
+                .copied()
+                .filter(|v| *v > 0)
+                .unwrap_or(DEFAULT_MILLI_CPU);
             mem += r
                 .get("memory")
                 .copied()
@@ -59,12 +63,20 @@ impl PodInfo {
                 .unwrap_or(DEFAULT_MEMORY_MILLI);
         }
         let mut host_ports = Vec::new();
-        for c in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
+        for c in spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+        {
             for p in c.ports.iter().flatten() {
                 let port = p.host_port.unwrap_or(0);
                 if port > 0 {
                     host_ports.push(HostPort {
-                        ip: p.host_ip.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| "0.0.0.0".into()),
+                        ip: p
+                            .host_ip
+                            .clone()
+                            .filter(|s| !s.is_empty())
+                            .unwrap_or_else(|| "0.0.0.0".into()),
                         protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
                         port,
                     });
@@ -108,7 +120,8 @@ pub struct NodeInfo {
 
 impl NodeInfo {
     pub fn set_node(&mut self, node: Arc<Node>) {
-        self.allocatable = quantity::resource_list(node.status.as_ref().and_then(|s| s.allocatable.as_ref()));
+        self.allocatable =
+            quantity::resource_list(node.status.as_ref().and_then(|s| s.allocatable.as_ref()));
         self.node = Some(node);
     }
 

@@ -69,7 +69,8 @@ impl SchedulingQueue {
             self.seq += 1;
             e.seq = self.seq;
             e.place = Place::Active;
-            self.active.insert((Reverse(e.priority), e.seq, key.to_string()));
+            self.active
+                .insert((Reverse(e.priority), e.seq, key.to_string()));
         }
     }
 
@@ -103,7 +104,8 @@ impl SchedulingQueue {
     pub fn remove(&mut self, key: &str) {
         self.unschedulable.remove(key);
         if let Some(e) = self.entries.remove(key) {
-            self.active.remove(&(Reverse(e.priority), e.seq, key.to_string()));
+            self.active
+                .remove(&(Reverse(e.priority), e.seq, key.to_string()));
         }
     }
 
@@ -145,7 +147,8 @@ impl SchedulingQueue {
             return;
         };
         if e.place == Place::Active {
-            self.active.remove(&(Reverse(e.priority), e.seq, key.to_string()));
+            self.active
+                .remove(&(Reverse(e.priority), e.seq, key.to_string()));
         }
         self.seq += 1;
         e.seq = self.seq;
@@ -185,10 +188,9 @@ impl SchedulingQueue {
             let Some(Reverse((_, _, key))) = self.timers.pop() else {
                 break;
             };
-            let current = self
-                .entries
-                .get(&key)
-                .is_some_and(|e| e.seq == seq && matches!(e.place, Place::Backoff(_) | Place::Unschedulable(_)));
+            let current = self.entries.get(&key).is_some_and(|e| {
+                e.seq == seq && matches!(e.place, Place::Backoff(_) | Place::Unschedulable(_))
+            });
             if current {
                 self.activate(&key);
             }

@@ -28,8 +28,14 @@ pub fn least_allocated(pod: &PodInfo, node: &NodeInfo) -> i64 {
             (alloc - req) * MAX_NODE_SCORE as i128 / alloc
         }
     };
-    let cpu = part(allocatable(node, "cpu"), node.non_zero_cpu + pod.non_zero_cpu);
-    let mem = part(allocatable(node, "memory"), node.non_zero_memory + pod.non_zero_memory);
+    let cpu = part(
+        allocatable(node, "cpu"),
+        node.non_zero_cpu + pod.non_zero_cpu,
+    );
+    let mem = part(
+        allocatable(node, "memory"),
+        node.non_zero_memory + pod.non_zero_memory,
+    );
     ((cpu + mem) / 2) as i64
 }
 
@@ -42,8 +48,14 @@ pub fn balanced_allocation(pod: &PodInfo, node: &NodeInfo) -> i64 {
             (req as f64 / alloc as f64).min(1.0)
         }
     };
-    let cpu = frac(allocatable(node, "cpu"), node.non_zero_cpu + pod.non_zero_cpu);
-    let mem = frac(allocatable(node, "memory"), node.non_zero_memory + pod.non_zero_memory);
+    let cpu = frac(
+        allocatable(node, "cpu"),
+        node.non_zero_cpu + pod.non_zero_cpu,
+    );
+    let mem = frac(
+        allocatable(node, "memory"),
+        node.non_zero_memory + pod.non_zero_memory,
+    );
     // The standard deviation of two values is half their distance.
     let std = (cpu - mem).abs() / 2.0;
     ((1.0 - std) * MAX_NODE_SCORE as f64) as i64
@@ -104,7 +116,9 @@ mod tests {
 
     #[test]
     fn balanced_prefers_even_cpu_and_memory_use() {
-        let p = pod(json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1", "memory": "2Gi"}}}]}}));
+        let p = pod(
+            json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1", "memory": "2Gi"}}}]}}),
+        );
         let even = node(json!({}));
         let mut cpu_heavy = node(json!({"metadata": {"name": "n2"}}));
         cpu_heavy.add_pod(&pod(json!({"metadata": {"name": "x"},
@@ -115,7 +129,9 @@ mod tests {
 
     #[test]
     fn overcommitted_resources_score_zero() {
-        let p = pod(json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "8", "memory": "16Gi"}}}]}}));
+        let p = pod(
+            json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "8", "memory": "16Gi"}}}]}}),
+        );
         assert_eq!(least_allocated(&p, &node(json!({}))), 0);
     }
 

@@ -48,8 +48,14 @@ struct Scheduler {
 }
 
 /// Runs until `stop` turns true.
-pub(super) async fn schedule(client: Client, cfg: SchedulerConfig, identity: String, mut stop: watch::Receiver<bool>) {
-    let (events, event_task) = Recorder::new(client.clone(), &cfg.scheduler_name, &identity, stop.clone());
+pub(super) async fn schedule(
+    client: Client,
+    cfg: SchedulerConfig,
+    identity: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (events, event_task) =
+        Recorder::new(client.clone(), &cfg.scheduler_name, &identity, stop.clone());
     let mut background = JoinSet::new();
     background.spawn(event_task);
 
@@ -87,10 +93,17 @@ pub(super) async fn schedule(client: Client, cfg: SchedulerConfig, identity: Str
     loop {
         if !synced && pod_cache.is_synced() && node_cache.is_synced() {
             synced = true;
-            tracing::info!(nodes = s.nodes.len(), pending = s.pending.len(), "caches synced; scheduling");
+            tracing::info!(
+                nodes = s.nodes.len(),
+                pending = s.pending.len(),
+                "caches synced; scheduling"
+            );
         }
         let can_schedule = synced && s.queue.has_active() && s.binds.available_permits() > 0;
-        let wake = s.queue.next_wakeup().unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(3600));
+        let wake = s
+            .queue
+            .next_wakeup()
+            .unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(3600));
         tokio::select! {
             biased;
             _ = stop.wait_for(|v| *v) => break,
@@ -110,7 +123,11 @@ pub(super) async fn schedule(client: Client, cfg: SchedulerConfig, identity: Str
 
 impl Scheduler {
     fn responsible_for(&self, p: &Pod) -> bool {
-        let name = p.spec.as_ref().and_then(|s| s.scheduler_name.as_deref()).unwrap_or("default-scheduler");
+        let name = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.scheduler_name.as_deref())
+            .unwrap_or("default-scheduler");
         name == self.cfg.scheduler_name
     }
 
@@ -146,8 +163,12 @@ impl Scheduler {
 
     fn place(&mut self, key: &str, node: &str, info: PodInfo) {
         self.unplace(key);
-        self.nodes.entry(node.to_string()).or_default().add_pod(&info);
-        self.placed.insert(key.to_string(), (node.to_string(), info));
+        self.nodes
+            .entry(node.to_string())
+            .or_default()
+            .add_pod(&info);
+        self.placed
+            .insert(key.to_string(), (node.to_string(), info));
     }
 
     fn pod_changed(&mut self, c: Change<Pod>) {
@@ -176,7 +197,9 @@ impl Scheduler {
                     self.queue.move_all_unschedulable();
                 }
             } else {
-                let same = self.placed.get(&key).is_some_and(|(n, i)| *n == node && i.pod.metadata.uid == p.metadata.uid && i.pod.spec == p.spec);
+                let same = self.placed.get(&key).is_some_and(|(n, i)| {
+                    *n == node && i.pod.metadata.uid == p.metadata.uid && i.pod.spec == p.spec
+                });
                 if !same {
                     self.place(&key, &node, PodInfo::new(p));
                 }
@@ -195,7 +218,9 @@ impl Scheduler {
         }
         // Only a change to what the pod asks for makes it worth retrying at once; our own
         // status writes (PodScheduled=False) must not.
-        let changed = old.as_ref().is_none_or(|o| o.spec != p.spec || o.metadata.labels != p.metadata.labels);
+        let changed = old
+            .as_ref()
+            .is_none_or(|o| o.spec != p.spec || o.metadata.labels != p.metadata.labels);
         let priority = p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0);
         self.pending.insert(key.clone(), p);
         if changed || !self.queue.contains(&key) {
@@ -218,13 +243,20 @@ impl Scheduler {
 
     fn schedule_one(&mut self) {
         let now = Instant::now();
-        let Some(key) = self.queue.pop(now) else { return };
+        let Some(key) = self.queue.pop(now) else {
+            return;
+        };
         let Some(p) = self.pending.get(&key).cloned() else {
             self.queue.remove(&key);
             return;
         };
         let info = PodInfo::new(p.clone());
-        let names: Vec<String> = self.nodes.iter().filter(|(_, n)| n.node.is_some()).map(|(k, _)| k.clone()).collect();
+        let names: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.node.is_some())
+            .map(|(k, _)| k.clone())
+            .collect();
         let all = names.len();
         let want = self.feasible_to_find(all);
         let mut feasible: Vec<usize> = Vec::new();
@@ -254,8 +286,13 @@ impl Scheduler {
             self.mark_unschedulable(&p, message);
             return;
         }
-        let scored: Vec<(usize, i64)> = feasible.iter().map(|&i| (i, score::score(&info, &self.nodes[&names[i]]))).collect();
-        let Some(best) = score::select(&scored, rand::random::<f64>) else { return };
+        let scored: Vec<(usize, i64)> = feasible
+            .iter()
+            .map(|&i| (i, score::score(&info, &self.nodes[&names[i]])))
+            .collect();
+        let Some(best) = score::select(&scored, rand::random::<f64>) else {
+            return;
+        };
         let node = names[best].clone();
         self.place(&key, &node, info);
         self.assumed.insert(key.clone(), node.clone());
@@ -283,11 +320,21 @@ impl Scheduler {
         let events = self.events.clone();
         self.tasks.spawn(async move {
             let result = api
-                .create_subresource::<_, serde_json::Value>("binding", &name, &PostParams::default(), &binding)
+                .create_subresource::<_, serde_json::Value>(
+                    "binding",
+                    &name,
+                    &PostParams::default(),
+                    &binding,
+                )
                 .await
                 .map(|_| ());
             if result.is_ok() {
-                events.normal(p.as_ref(), "Scheduled", "Binding", format!("Successfully assigned {ns}/{name} to {node}"));
+                events.normal(
+                    p.as_ref(),
+                    "Scheduled",
+                    "Binding",
+                    format!("Successfully assigned {ns}/{name} to {node}"),
+                );
             }
             drop(permit);
             let _ = results.send(BindResult { key, node, result });
@@ -305,7 +352,8 @@ impl Scheduler {
                 if self.assumed.remove(&r.key).is_some() {
                     self.unplace(&r.key);
                 }
-                let gone_or_taken = matches!(&e, kube::Error::Api(s) if s.code == 404 || s.code == 409);
+                let gone_or_taken =
+                    matches!(&e, kube::Error::Api(s) if s.code == 404 || s.code == 409);
                 if gone_or_taken {
                     tracing::debug!(pod = %r.key, error = %e, "binding refused; the pod is gone or bound");
                     self.queue.backoff_retry(&r.key, Instant::now());
@@ -321,10 +369,19 @@ impl Scheduler {
     /// records a FailedScheduling event.
     fn mark_unschedulable(&mut self, p: &Arc<Pod>, message: String) {
         let current = pod::condition(p, "PodScheduled");
-        if current.is_some_and(|c| c.status == "False" && c.reason.as_deref() == Some("Unschedulable") && c.message.as_deref() == Some(message.as_str())) {
+        if current.is_some_and(|c| {
+            c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable")
+                && c.message.as_deref() == Some(message.as_str())
+        }) {
             return;
         }
-        self.events.warning(p.as_ref(), "FailedScheduling", "Scheduling", message.clone());
+        self.events.warning(
+            p.as_ref(),
+            "FailedScheduling",
+            "Scheduling",
+            message.clone(),
+        );
         let mut conditions: Vec<PodCondition> = p
             .status
             .as_ref()
