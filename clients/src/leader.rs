@@ -249,7 +249,7 @@ pub async fn run<F, Fut>(
     loop {
         // Candidate: try every retry period (with client-go's jitter of up to 20%).
         loop {
-            if *shutdown.borrow() {
+            if crate::stopped(&shutdown) {
                 return;
             }
             match try_acquire_or_renew(&api, &e, &mut observed).await {

@@ -15,6 +15,7 @@ pub mod connect;
 pub mod controllers;
 pub mod events;
 pub mod informer;
+pub mod kubelet;
 pub mod leader;
 pub mod pod;
 pub mod quantity;
@@ -38,4 +39,15 @@ pub fn shutdown_channel(
         std::future::pending::<()>().await;
     });
     (rx, task)
+}
+
+/// Whether a stop signal has been given (without holding the channel's lock).
+pub fn stopped(stop: &tokio::sync::watch::Receiver<bool>) -> bool {
+    let v = *stop.borrow();
+    v
+}
+
+/// Completes once a stop signal has been given (or its sender is gone).
+pub async fn until_stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }

@@ -281,7 +281,7 @@ async fn run_controllers(
         _ = stop.wait_for(|s| *s) => {}
         _ = caches_synced => tracing::info!("controller-manager caches synced; controllers running"),
     }
-    if !*stop.borrow() {
+    if !crate::stopped(&stop) {
         if let Some(c) = rs {
             let q = c.queue.clone();
             queues.push(Box::new(move || q.shut_down()));
