@@ -9,7 +9,16 @@ have() { command -v "$1" >/dev/null 2>&1; }
 have cargo || { echo "setup: cargo (Rust toolchain) is missing: install it with rustup (https://rustup.rs)"; exit 1; }
 have protoc || need_pkgs+=(protobuf-compiler)
 # RocksDB's Rust bindings are generated with bindgen, which needs libclang.
-if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+# (libclang.so itself: libclang-cpp.so, which other packages bring, is not what bindgen loads.)
+have_libclang() {
+  local f
+  for f in /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* \
+      /usr/lib/*-linux-gnu/libclang.so* /usr/lib/*-linux-gnu/libclang-[0-9]*.so*; do
+    [ -e "$f" ] && return 0
+  done
+  return 1
+}
+if [ -z "${LIBCLANG_PATH:-}" ] && ! have_libclang; then
   need_pkgs+=(libclang-dev)
 fi
 have etcdctl || need_pkgs+=(etcd-client)   # compatibility tests

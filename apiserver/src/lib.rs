@@ -9,12 +9,16 @@ pub mod auth;
 pub mod cache;
 pub mod handlers;
 pub mod metrics;
+pub mod patch;
+pub mod protobuf;
 pub mod registry;
 pub mod request;
+pub mod schema;
 pub mod selectors;
 pub mod server;
 pub mod status;
 pub mod storage;
+pub mod table;
 pub mod validation;
 
 pub use server::{run, ApiserverConfig};

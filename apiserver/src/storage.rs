@@ -2,6 +2,8 @@
 //! guarded by the key's mod_revision (0 for create), as kube-apiserver's etcd3 storage does, so
 //! it runs against Strata's store and against a real etcd alike.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -85,6 +87,10 @@ pub struct Store {
     channel: Channel,
     timeout: Duration,
     metrics: Metrics,
+    /// The highest revision this apiserver has written (or seen in a failed guard): caches that
+    /// reach it reflect every write this process acknowledged, which gives its clients
+    /// read-your-writes where a check is served from a cache (a namespace being terminated).
+    written: Arc<AtomicI64>,
 }
 
 /// The end of the range of keys starting with `prefix` (etcd's "prefix end").
@@ -163,6 +169,7 @@ impl Store {
                 cfg.request_timeout
             },
             metrics,
+            written: Arc::new(AtomicI64::new(0)),
         })
     }
 
@@ -199,6 +206,11 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// The highest store revision this apiserver's writes have reached.
+    pub fn written_revision(&self) -> i64 {
+        self.written.load(Ordering::Relaxed)
     }
 
     /// Reads one key (linearizable).
@@ -292,6 +304,7 @@ impl Store {
         self.metrics.storage_latency(op, start.elapsed());
         let resp = resp?.into_inner();
         let rev = resp.header.map(|h| h.revision).unwrap_or(0);
+        self.written.fetch_max(rev, Ordering::Relaxed);
         if resp.succeeded {
             return Ok(Written::Ok(rev));
         }

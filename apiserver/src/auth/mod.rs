@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 
 pub use bootstrap::bootstrap_policy;
 pub use jwt::{generate_signing_key, mint, Authenticator, Subject, TokenRequest};
-pub use rbac::{authorize, forbidden_message, Attributes, Decision, PolicySource};
+pub use rbac::{authorize, forbidden_message, rules_for, Attributes, Decision, PolicySource};
 
 /// The group every authenticated user is in.
 pub const GROUP_AUTHENTICATED: &str = "system:authenticated";

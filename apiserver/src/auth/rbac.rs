@@ -142,6 +142,44 @@ fn rbac_authorize(attrs: &Attributes<'_>, policy: &dyn PolicySource) -> Result<(
     })
 }
 
+/// The RBAC rules that apply to `user` in `namespace` (every ClusterRoleBinding's, then the
+/// namespace's RoleBindings'), as a SelfSubjectRulesReview reports them, and whether the list
+/// is incomplete (a binding names a role that does not exist). Rules granted by the node rule
+/// are not listed, as Kubernetes' RBAC rule resolver does not list them either.
+pub fn rules_for(user: &UserInfo, namespace: &str, policy: &dyn PolicySource) -> (Vec<Value>, bool) {
+    let mut rules = Vec::new();
+    let mut incomplete = false;
+    let mut take = |role: Option<Arc<Value>>| match role {
+        Some(role) => {
+            if let Some(rs) = role.get("rules").and_then(Value::as_array) {
+                rules.extend(rs.iter().cloned());
+            }
+        }
+        None => incomplete = true,
+    };
+    for binding in policy.cluster_role_bindings() {
+        let role_ref = &binding["roleRef"];
+        if binding_applies(&binding, user, "") && str_field(role_ref, "kind") == "ClusterRole" {
+            take(policy.cluster_role(str_field(role_ref, "name")));
+        }
+    }
+    if !namespace.is_empty() {
+        for binding in policy.role_bindings(namespace) {
+            if !binding_applies(&binding, user, namespace) {
+                continue;
+            }
+            let role_ref = &binding["roleRef"];
+            let name = str_field(role_ref, "name");
+            match str_field(role_ref, "kind") {
+                "Role" => take(policy.role(namespace, name)),
+                "ClusterRole" => take(policy.cluster_role(name)),
+                _ => {}
+            }
+        }
+    }
+    (rules, incomplete)
+}
+
 /// Whether a (Cluster)RoleBinding names the user. `binding_namespace` defaults a
 /// ServiceAccount subject's namespace ("" for ClusterRoleBindings).
 fn binding_applies(binding: &Value, user: &UserInfo, binding_namespace: &str) -> bool {

@@ -1,8 +1,11 @@
 //! HTTP handling: one entry point parses the request (RequestInfo), authenticates,
 //! authorizes, dispatches to the verb's handler and records metrics and a log line.
 
+mod access;
 mod discovery;
 mod list;
+mod negotiate;
+mod openapi;
 mod objects;
 mod watch;
 
@@ -98,6 +101,13 @@ pub async fn read_body(body: Body) -> ApiResult<Bytes> {
 /// Decodes a JSON body.
 pub fn read_json(bytes: &[u8], content_type: &str) -> ApiResult<Value> {
     let ct = content_type.split(';').next().unwrap_or("").trim();
+    if ct == crate::protobuf::MEDIA_TYPE {
+        return crate::protobuf::decode(bytes).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the object provided is unrecognized or malformed: {e}"
+            ))
+        });
+    }
     if !(ct.is_empty() || ct == "application/json" || ct == "*/*" || ct.ends_with("+json")) {
         return Err(ApiError::unsupported_media_type(ct));
     }
@@ -109,9 +119,14 @@ pub fn read_json(bytes: &[u8], content_type: &str) -> ApiResult<Value> {
 }
 
 /// Decodes a body that may be empty (DELETE options).
-pub fn read_optional_json(bytes: &[u8]) -> ApiResult<Option<Value>> {
+pub fn read_optional_json(bytes: &[u8], content_type: &str) -> ApiResult<Option<Value>> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
+    }
+    if content_type.split(';').next().unwrap_or("").trim() == crate::protobuf::MEDIA_TYPE {
+        return crate::protobuf::decode(bytes)
+            .map(Some)
+            .map_err(|e| ApiError::bad_request(format!("malformed DeleteOptions: {e}")));
     }
     serde_json::from_slice(bytes)
         .map(Some)
@@ -196,24 +211,30 @@ fn authenticate(api: &Api, req: &Request<Body>) -> ApiResult<UserInfo> {
 /// The name a create is about, for the node rule only: Kubernetes' NodeRestriction lets a
 /// node create just its own Node and Lease. (For everyone else a create has no name, so
 /// RBAC resourceNames rules never match creates, as in Kubernetes.)
-fn create_name(user: &UserInfo, info: &RequestInfo, body: &[u8]) -> Option<String> {
+fn create_name(user: &UserInfo, info: &RequestInfo, body: &[u8], ct: &str) -> Option<String> {
     if info.verb != "create"
         || !info.name.is_empty()
         || !user.groups.iter().any(|g| g == "system:nodes")
     {
         return None;
     }
-    let v: Value = serde_json::from_slice(body).ok()?;
+    let v = read_json(body, ct).ok()?;
     v.pointer("/metadata/name")
         .and_then(Value::as_str)
         .map(str::to_string)
 }
 
-fn authorize(api: &Api, user: &UserInfo, info: &RequestInfo, body: &[u8]) -> ApiResult<()> {
+fn authorize(
+    api: &Api,
+    user: &UserInfo,
+    info: &RequestInfo,
+    body: &[u8],
+    ct: &str,
+) -> ApiResult<()> {
     if api.authz == AuthorizationMode::AlwaysAllow {
         return Ok(());
     }
-    let name = create_name(user, info, body);
+    let name = create_name(user, info, body, ct);
     let attrs = Attributes {
         user,
         verb: &info.verb,
@@ -244,6 +265,12 @@ pub async fn handle(State(api): State<Arc<Api>>, req: Request<Body>) -> Response
         Err(e) => return finish(&api, &info, None, start, e.into_response()),
     };
     let ct = content_type(&req);
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let is_get = req.method() == http::Method::GET || req.method() == http::Method::HEAD;
     let (parts, body) = req.into_parts();
     let body = if is_get {
@@ -254,16 +281,16 @@ pub async fn handle(State(api): State<Arc<Api>>, req: Request<Body>) -> Response
             Err(e) => return finish(&api, &info, Some(&user), start, e.into_response()),
         }
     };
-    if let Err(e) = authorize(&api, &user, &info, &body) {
+    if let Err(e) = authorize(&api, &user, &info, &body, &ct) {
         return finish(&api, &info, Some(&user), start, e.into_response());
     }
     let resp = if info.is_resource {
-        match resource_request(&api, &info, &query, &user, &ct, &body).await {
+        match resource_request(&api, &info, &query, &user, &ct, &accept, &body).await {
             Ok(r) => r,
             Err(e) => e.into_response(),
         }
     } else {
-        discovery::non_resource(&api, &info, &parts.method).await
+        discovery::non_resource(&api, &info, &parts.method, &accept).await
     };
     finish(&api, &info, Some(&user), start, resp)
 }
@@ -307,8 +334,12 @@ async fn resource_request(
     query: &HashMap<String, String>,
     user: &UserInfo,
     ct: &str,
+    accept: &str,
     body: &[u8],
 ) -> ApiResult<Response> {
+    if info.group == access::GROUP {
+        return access::create(api, info, user, body, ct);
+    }
     if !registry::serves_version(&info.group, &info.version) {
         return Err(ApiError::path_not_found());
     }
@@ -343,7 +374,12 @@ async fn resource_request(
         query,
         user,
     };
-    match (info.verb.as_str(), sub) {
+    // Reads may be answered as a Table or as metadata only.
+    let target = match (info.verb.as_str(), sub) {
+        ("get" | "list" | "watch", "" | "status") => negotiate::target(accept, query)?,
+        _ => negotiate::Target::Object,
+    };
+    let resp = match (info.verb.as_str(), sub) {
         ("get", "" | "status") => objects::get(&ctx, name).await,
         ("get", "scale") => objects::get_scale(&ctx, name).await,
         ("list", "") => list::list(&ctx).await,
@@ -355,13 +391,18 @@ async fn resource_request(
         ("update", "finalize") => objects::finalize(&ctx, name, read_json(body, ct)?).await,
         ("update", "scale") => objects::update_scale(&ctx, name, read_json(body, ct)?).await,
         ("patch", "" | "status" | "scale") => objects::patch(&ctx, name, sub, ct, body).await,
-        ("delete", "") => objects::delete(&ctx, name, read_optional_json(body)?).await,
+        ("delete", "") => objects::delete(&ctx, name, read_optional_json(body, ct)?).await,
         ("deletecollection", "") => {
-            objects::delete_collection(&ctx, read_optional_json(body)?).await
+            objects::delete_collection(&ctx, read_optional_json(body, ct)?).await
         }
         (verb, _) => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({verb} {})",
             info.path
         ))),
+    }?;
+    match info.verb.as_str() {
+        "watch" => Ok(negotiate::convert_watch(res, target, resp)),
+        "get" | "list" => negotiate::convert(res, target, resp).await,
+        _ => Ok(resp),
     }
 }

@@ -193,13 +193,24 @@ fn check_namespace(ctx: &Ctx<'_>, obj: &mut Value) -> ApiResult<()> {
     Ok(())
 }
 
+/// How long a namespace check waits for the namespaces cache before reading the store.
+const NAMESPACE_CACHE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A namespaced object's namespace must exist (and not be terminating, for creates).
 async fn require_namespace(ctx: &Ctx<'_>, creating: Option<&str>) -> ApiResult<()> {
     if !ctx.res.namespaced {
         return Ok(());
     }
     let key = format!("/registry/namespaces/{}", ctx.namespace);
-    let ns = match ctx.api.caches.get("namespaces").and_then(|c| c.get(&key)) {
+    // Read-your-writes: a namespace this apiserver just deleted (made Terminating) must be seen
+    // so by the next create, so the cache is first brought up to this process's own writes.
+    let cache = match ctx.api.caches.get("namespaces") {
+        Some(c) if c.wait_for(ctx.api.store.written_revision(), NAMESPACE_CACHE_WAIT).await => {
+            Some(c)
+        }
+        _ => None,
+    };
+    let ns = match cache.and_then(|c| c.get(&key)) {
         Some(o) => Some(o.value.clone()),
         // The cache may not have caught up with a namespace created a moment ago.
         None => match ctx.api.store.get(&key).await.map_err(store_error)?.0 {
