@@ -51,6 +51,21 @@ pub enum ApiserverBench {
         #[arg(long, default_value_t = 30)]
         duration: u64,
     },
+    /// Density (kubemark's test): --pods pods created at --rate/s; startup latency,
+    /// scheduler throughput and mutating-call latency against the Kubernetes SLOs.
+    Density {
+        #[arg(long, default_value_t = 30_000)]
+        pods: usize,
+        /// Pods created per second.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Seconds to wait, after the last creation, for every pod to be Running.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        /// Delete the pods afterwards.
+        #[arg(long)]
+        cleanup: bool,
+    },
     /// List latency with --objects pods in the namespace.
     List {
         #[arg(long, default_value_t = 10_000)]
@@ -81,7 +96,7 @@ fn rss_kib(pid: Option<u32>) -> Option<u64> {
         .ok()
 }
 
-struct Api {
+pub(crate) struct Api {
     http: reqwest::Client,
     base: String,
     token: String,
@@ -105,13 +120,13 @@ impl Api {
         })
     }
 
-    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{}", self.base, path))
             .bearer_auth(&self.token)
     }
 
-    async fn post(&self, path: &str, body: &serde_json::Value) -> Result<u16, String> {
+    pub(crate) async fn post(&self, path: &str, body: &serde_json::Value) -> Result<u16, String> {
         let r = self
             .req(reqwest::Method::POST, path)
             .json(body)
@@ -228,6 +243,23 @@ pub async fn run(args: ApiserverArgs, json_out: bool) -> Result<(), String> {
             duration,
         } => watch(args, json_out, watchers, pods.max(1), rate.max(1), duration).await,
         ApiserverBench::List { objects, total } => list(args, json_out, objects, total).await,
+        ApiserverBench::Density {
+            pods,
+            rate,
+            timeout,
+            cleanup,
+        } => {
+            let api = Api::new(&args, false)?;
+            crate::density::run(
+                api,
+                &args.namespace,
+                pods,
+                rate,
+                Duration::from_secs(timeout),
+                cleanup,
+            )
+            .await
+        }
     }
 }
 

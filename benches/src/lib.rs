@@ -6,6 +6,7 @@
 //! (total, slowest, fastest, average, stddev, requests/sec, percentiles) or JSON with `--json`.
 
 pub mod apiserver;
+mod density;
 mod report;
 
 use std::sync::atomic::{AtomicU64, Ordering};
