@@ -348,67 +348,67 @@ pub async fn run(
     watcher.abort();
     let after = mutating_buckets(&api).await?;
 
-    let s = seen.lock();
-    let mut startup = hist();
-    let mut sched_lat = hist();
-    for (name, t0) in &s.sent {
-        if let Some(t) = s.running.get(name) {
-            let _ = startup.record(t.duration_since(*t0).as_micros() as u64);
+    {
+        let s = seen.lock();
+        let mut startup = hist();
+        let mut sched_lat = hist();
+        for (name, t0) in &s.sent {
+            if let Some(t) = s.running.get(name) {
+                let _ = startup.record(t.duration_since(*t0).as_micros() as u64);
+            }
+            if let Some(t) = s.scheduled.get(name) {
+                let _ = sched_lat.record(t.duration_since(*t0).as_micros() as u64);
+            }
         }
-        if let Some(t) = s.scheduled.get(name) {
-            let _ = sched_lat.record(t.duration_since(*t0).as_micros() as u64);
+        let mut times: Vec<Instant> = s.scheduled.values().copied().collect();
+        times.sort();
+        let throughput = match (times.first(), times.last()) {
+            (Some(a), Some(b)) if b > a => times.len() as f64 / b.duration_since(*a).as_secs_f64(),
+            _ => 0.0,
+        };
+        // The busiest one-second window.
+        let mut peak = 0usize;
+        let mut j = 0;
+        for i in 0..times.len() {
+            while times[i].duration_since(times[j]) > Duration::from_secs(1) {
+                j += 1;
+            }
+            peak = peak.max(i - j + 1);
         }
-    }
-    let mut times: Vec<Instant> = s.scheduled.values().copied().collect();
-    times.sort();
-    let throughput = match (times.first(), times.last()) {
-        (Some(a), Some(b)) if b > a => times.len() as f64 / b.duration_since(*a).as_secs_f64(),
-        _ => 0.0,
-    };
-    // The busiest one-second window.
-    let mut peak = 0usize;
-    let mut j = 0;
-    for i in 0..times.len() {
-        while times[i].duration_since(times[j]) > Duration::from_secs(1) {
-            j += 1;
+        let c = create_lat.lock();
+        let server_p99 = quantile(0.99, &before, &after);
+        println!(
+            "\nDensity: {pods} pods at {rate}/s on {node_count} nodes (created in {:.1}s, {} errors)",
+            created_in.as_secs_f64(),
+            errors.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        println!(
+            "  running: {} of {pods}, scheduled: {}",
+            s.running.len(),
+            s.scheduled.len()
+        );
+        println!(
+            "  pod create latency (client): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            ms(&c, 50.0),
+            ms(&c, 99.0),
+            c.max() as f64 / 1000.0
+        );
+        match server_p99 {
+            Some(p) => println!(
+                "  mutating API calls (apiserver, all clients): p99 {:.1} ms   [SLO < 1000 ms: {}]",
+                p * 1000.0,
+                if p < 1.0 { "met" } else { "MISSED" }
+            ),
+            None => println!("  mutating API calls (apiserver): no samples"),
         }
-        peak = peak.max(i - j + 1);
+        println!("  pod startup latency (create -> Running): p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms   [SLO p99 < 5000 ms: {}]", ms(&startup, 50.0), ms(&startup, 90.0), ms(&startup, 99.0), startup.max() as f64 / 1000.0, if ms(&startup, 99.0) < 5000.0 && s.running.len() == pods { "met" } else { "MISSED" });
+        println!(
+            "  create -> scheduled: p50 {:.0} ms, p99 {:.0} ms",
+            ms(&sched_lat, 50.0),
+            ms(&sched_lat, 99.0)
+        );
+        println!("  scheduler throughput: {throughput:.0} pods/s average, {peak} pods in the busiest second   [target >= 100: {}]", if throughput >= 100.0 { "met" } else { "MISSED" });
     }
-    let c = create_lat.lock();
-    let server_p99 = quantile(0.99, &before, &after);
-    println!(
-        "\nDensity: {pods} pods at {rate}/s on {node_count} nodes (created in {:.1}s, {} errors)",
-        created_in.as_secs_f64(),
-        errors.load(std::sync::atomic::Ordering::Relaxed)
-    );
-    println!(
-        "  running: {} of {pods}, scheduled: {}",
-        s.running.len(),
-        s.scheduled.len()
-    );
-    println!(
-        "  pod create latency (client): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        ms(&c, 50.0),
-        ms(&c, 99.0),
-        c.max() as f64 / 1000.0
-    );
-    match server_p99 {
-        Some(p) => println!(
-            "  mutating API calls (apiserver, all clients): p99 {:.1} ms   [SLO < 1000 ms: {}]",
-            p * 1000.0,
-            if p < 1.0 { "met" } else { "MISSED" }
-        ),
-        None => println!("  mutating API calls (apiserver): no samples"),
-    }
-    println!("  pod startup latency (create -> Running): p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms   [SLO p99 < 5000 ms: {}]", ms(&startup, 50.0), ms(&startup, 90.0), ms(&startup, 99.0), startup.max() as f64 / 1000.0, if ms(&startup, 99.0) < 5000.0 && s.running.len() == pods { "met" } else { "MISSED" });
-    println!(
-        "  create -> scheduled: p50 {:.0} ms, p99 {:.0} ms",
-        ms(&sched_lat, 50.0),
-        ms(&sched_lat, 99.0)
-    );
-    println!("  scheduler throughput: {throughput:.0} pods/s average, {peak} pods in the busiest second   [target >= 100: {}]", if throughput >= 100.0 { "met" } else { "MISSED" });
-    drop(s);
-    drop(c);
     if cleanup {
         let _ = api
             .req(

@@ -63,23 +63,27 @@ fn start(dir: &Path, port: u16, clients: &str, peers: &str) -> Up {
     });
     let up = Up { child: Some(child) };
     if rx.recv_timeout(Duration::from_secs(180)).is_err() {
-        let logs = std::fs::read_dir(dir.join("logs"))
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .map(|e| {
-                        format!(
-                            "--- {}\n{}",
-                            e.path().display(),
-                            std::fs::read_to_string(e.path()).unwrap_or_default()
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
-            .unwrap_or_default();
-        panic!("strata up did not come up within 180 s\n{logs}");
+        panic!("strata up did not come up within 180 s\n{}", logs(dir));
     }
     up
+}
+
+/// The tail of every component log, for failure messages.
+fn logs(dir: &Path) -> String {
+    let Ok(entries) = std::fs::read_dir(dir.join("logs")) else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for e in entries.flatten() {
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(15).collect();
+        out.push_str(&format!("--- {}\n", e.path().display()));
+        for l in tail.into_iter().rev() {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// A client from the admin kubeconfig strata up wrote.
@@ -121,7 +125,7 @@ async fn get(c: &(reqwest::Client, String, String), path: &str) -> (u16, Value) 
     }
 }
 
-async fn wait_running(c: &(reqwest::Client, String, String)) -> Value {
+async fn wait_running(c: &(reqwest::Client, String, String), dir: &Path) -> Value {
     let start = Instant::now();
     loop {
         let (_, p) = get(c, "/api/v1/namespaces/default/pods/sleeper").await;
@@ -130,7 +134,8 @@ async fn wait_running(c: &(reqwest::Client, String, String)) -> Value {
         }
         assert!(
             start.elapsed() < Duration::from_secs(90),
-            "pod not Running: {p}"
+            "pod not Running: {p}\n{}",
+            logs(dir)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -158,7 +163,7 @@ fn processes_under(dir: &Path) -> Vec<String> {
     out
 }
 
-fn stop(mut up: Up) {
+fn stop(mut up: Up, dir: &Path) {
     let mut c = up.child.take().expect("running");
     let _ = Command::new("kill")
         .args(["-INT", &c.id().to_string()])
@@ -174,7 +179,11 @@ fn stop(mut up: Up) {
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert!(status.success(), "strata up exited with {status}");
+    assert!(
+        status.success(),
+        "strata up exited with {status}\n{}",
+        logs(dir)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,7 +199,12 @@ async fn strata_up_starts_a_cluster_stops_cleanly_and_resumes_it() {
     let c = client(&dir);
     let (code, nodes) = get(&c, "/api/v1/nodes").await;
     assert_eq!(code, 200);
-    assert_eq!(nodes["items"].as_array().map(Vec::len), Some(2), "{nodes}");
+    assert_eq!(
+        nodes["items"].as_array().map(Vec::len),
+        Some(2),
+        "{nodes}\n{}",
+        logs(&dir)
+    );
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sleeper"},
         "spec": {"containers": [{"name": "c", "image": "none", "command": ["sleep", "3600"]}]}});
     let r =
@@ -200,23 +214,27 @@ async fn strata_up_starts_a_cluster_stops_cleanly_and_resumes_it() {
             .send()
             .await
             .expect("create pod");
-    assert_eq!(r.status().as_u16(), 201);
-    let first = wait_running(&c).await;
+    assert_eq!(r.status().as_u16(), 201, "{}", logs(&dir));
+    let first = wait_running(&c, &dir).await;
     // The store is TLS-only with client certificates.
     assert!(dir.join("pki/ca.crt").exists() && dir.join("pki/member.crt").exists());
-    stop(up);
+    stop(up, &dir);
     let left = processes_under(&dir);
-    assert!(left.is_empty(), "processes left after Ctrl-C: {left:#?}");
+    assert!(
+        left.is_empty(),
+        "processes left after Ctrl-C: {left:#?}\n{}",
+        logs(&dir)
+    );
 
     // Again: the same cluster, the same pod (same uid), running again.
     let up = start(&dir, port, &clients, &peers);
     let c = client(&dir);
-    let again = wait_running(&c).await;
+    let again = wait_running(&c, &dir).await;
     assert_eq!(
         first["metadata"]["uid"], again["metadata"]["uid"],
         "the pod survived the restart"
     );
-    stop(up);
+    stop(up, &dir);
     let left = processes_under(&dir);
     assert!(
         left.is_empty(),
