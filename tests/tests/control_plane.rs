@@ -3,7 +3,8 @@
 //! rolls out, scales, rolls to a new image without dropping below its allowed availability
 //! while the store leader is killed -9; a dead kubelet's node goes NotReady and its pods come
 //! back elsewhere; of two schedulers and two controller-managers only the lease holders act,
-//! and the standbys take over when they die.
+//! and the standbys take over when they die; the garbage collector orphans or deletes
+//! dependents as asked and a deleted namespace is emptied before it goes.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -361,7 +362,7 @@ async fn reporters(kube: &Kube, reason: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_lease_holders_act_and_standbys_take_over() {
+async fn only_lease_holders_act_standbys_take_over_and_objects_are_collected() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     let cluster = Cluster::start(&dir.join("store"), 1, &[]);
@@ -487,6 +488,96 @@ async fn only_lease_holders_act_and_standbys_take_over() {
     let mut want = vec![cm_leader, new_cm];
     want.sort();
     assert_eq!(reporters(&admin, "SuccessfulCreate").await, want);
+
+    // Garbage collection. Orphan: the Deployment goes, its ReplicaSet stays, unowned.
+    let (code, body) = admin
+        .delete_with(
+            &format!("/apis/apps/v1/namespaces/{NS}/deployments/ha"),
+            &json!({"propagationPolicy": "Orphan"}),
+        )
+        .await;
+    assert!(code == 200 || code == 202, "{body}");
+    eventually(
+        "the deployment gone and its ReplicaSet orphaned",
+        LONG,
+        || async {
+            let (dcode, _) = admin
+                .get(&format!("/apis/apps/v1/namespaces/{NS}/deployments/ha"))
+                .await;
+            let (_, rss) = admin
+                .get(&format!(
+                    "/apis/apps/v1/namespaces/{NS}/replicasets?labelSelector=app%3Dha"
+                ))
+                .await;
+            let items = rss["items"].as_array().cloned().unwrap_or_default();
+            dcode == 404
+                && items.len() == 1
+                && items[0]["metadata"]["ownerReferences"]
+                    .as_array()
+                    .is_none_or(|o| o.is_empty())
+        },
+    )
+    .await;
+    assert_eq!(
+        pods(&admin, NS, "ha")
+            .await
+            .iter()
+            .filter(|p| available(p))
+            .count(),
+        4,
+        "orphaned pods keep running"
+    );
+    // Foreground: the ReplicaSet waits for its pods to be gone.
+    let (_, rss) = admin
+        .get(&format!(
+            "/apis/apps/v1/namespaces/{NS}/replicasets?labelSelector=app%3Dha"
+        ))
+        .await;
+    let rs = rss["items"][0]["metadata"]["name"]
+        .as_str()
+        .expect("replica set")
+        .to_string();
+    let (code, body) = admin
+        .delete_with(
+            &format!("/apis/apps/v1/namespaces/{NS}/replicasets/{rs}"),
+            &json!({"propagationPolicy": "Foreground"}),
+        )
+        .await;
+    assert!(code == 200 || code == 202, "{body}");
+    eventually("the ReplicaSet and its pods gone", LONG, || async {
+        let (code, _) = admin
+            .get(&format!("/apis/apps/v1/namespaces/{NS}/replicasets/{rs}"))
+            .await;
+        code == 404 && pods(&admin, NS, "ha").await.is_empty()
+    })
+    .await;
+    // Namespace deletion: its content goes first, then the namespace.
+    let (code, body) = admin
+        .post(
+            "/api/v1/namespaces",
+            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = admin
+        .post(
+            "/apis/apps/v1/namespaces/doomed/deployments",
+            &deployment("inside", 1, "x:1"),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    eventually("a pod running in the namespace", LONG, || async {
+        pods(&admin, "doomed", "inside").await.iter().any(available)
+    })
+    .await;
+    let (code, body) = admin.delete("/api/v1/namespaces/doomed").await;
+    assert_eq!(code, 200, "{body}");
+    eventually("the namespace and everything in it gone", LONG, || async {
+        let (code, _) = admin.get("/api/v1/namespaces/doomed").await;
+        code == 404
+    })
+    .await;
+
     for c in scheds.iter_mut().chain(cms.iter_mut()) {
         if c.is_running() {
             assert!(
