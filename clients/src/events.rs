@@ -137,24 +137,40 @@ impl Recorder {
     }
 }
 
+/// Events written at once: enough to keep up with a scheduler binding a few hundred pods a
+/// second, few enough not to crowd out the writes that matter.
+const WRITERS: usize = 8;
+
 async fn write_events(
     client: Client,
     mut rx: mpsc::Receiver<Event>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(WRITERS));
+    let mut writes = tokio::task::JoinSet::new();
     loop {
         let ev = tokio::select! {
-            _ = shutdown.wait_for(|s| *s) => return,
-            ev = rx.recv() => match ev { Some(ev) => ev, None => return },
+            _ = shutdown.wait_for(|s| *s) => break,
+            ev = rx.recv() => match ev { Some(ev) => ev, None => break },
         };
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        while writes.try_join_next().is_some() {}
         let ns = ev
             .metadata
             .namespace
             .clone()
             .unwrap_or_else(|| "default".into());
         let api: Api<Event> = Api::namespaced(client.clone(), &ns);
-        if let Err(e) = api.create(&PostParams::default(), &ev).await {
-            tracing::debug!(error = %e, reason = ?ev.reason, "could not record event");
-        }
+        writes.spawn(async move {
+            if let Err(e) = api.create(&PostParams::default(), &ev).await {
+                tracing::debug!(error = %e, reason = ?ev.reason, "could not record event");
+            }
+            drop(slot);
+        });
     }
+    // Stopping: events still being written are abandoned.
+    writes.abort_all();
+    while writes.join_next().await.is_some() {}
 }

@@ -152,6 +152,9 @@ impl GarbageCollector {
                 for o in old.iter().flat_map(|o| o.owners.iter()) {
                     if let Some(set) = g.dependents.get_mut(&o.uid) {
                         set.remove(&uid);
+                        if set.is_empty() {
+                            g.dependents.remove(&o.uid);
+                        }
                     }
                 }
                 for o in &obj.owners {

@@ -129,13 +129,18 @@ impl<'a> Sync<'a> {
         let owned = self.claim().await?;
         // Our last writes must be in the cache before we act on it.
         {
-            let written = self.c.written.lock();
+            let mut written = self.c.written.lock();
             for rs in &owned {
-                if written
-                    .get(&pod::key(&rs.metadata))
-                    .is_some_and(|w| rv(&rs.metadata) < *w)
-                {
-                    return Ok(Requeue::After(Duration::from_millis(200)));
+                let key = pod::key(&rs.metadata);
+                match written.get(&key) {
+                    Some(w) if rv(&rs.metadata) < *w => {
+                        return Ok(Requeue::After(Duration::from_millis(200)))
+                    }
+                    // Caught up: the expectation is met.
+                    Some(_) => {
+                        written.remove(&key);
+                    }
+                    None => {}
                 }
             }
         }
