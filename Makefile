@@ -1,12 +1,13 @@
 # The README's commands. Each runs `make setup` first.
 #   make up     build and run `strata up` (store members, apiserver, scheduler, controller-manager, kubelets), Ctrl-C stops it
 #   make test   the whole test suite (unit, integration, etcdctl, kill -9)
-#   make bench  criterion micro-benchmarks
+#   make bench  etcd vs Strata, three members each (strata bench compare): bench-report/report.md and charts
+#   make bench-micro  the criterion micro-benchmarks
 
 CARGO ?= cargo
 DATA_DIR ?= strata-data
 
-.PHONY: setup build up test bench fmt lint clean
+.PHONY: setup build up test bench bench-micro fmt lint clean
 
 setup:
 	@./scripts/setup.sh
@@ -23,7 +24,15 @@ test: setup
 	$(CARGO) build --bin strata
 	$(CARGO) test --workspace --no-fail-fast
 
+# A release build (its own RocksDB compile the first time), then the comparison: a fresh
+# three-member etcd (Debian's etcd-server) and a fresh three-member Strata on loopback, the same
+# workloads against each in turn. BENCH_ARGS adds flags, e.g. BENCH_ARGS="--rounds 3".
+BENCH_ARGS ?=
 bench: setup
+	$(CARGO) build --release --bin strata
+	./target/release/strata bench compare --out-dir bench-report $(BENCH_ARGS)
+
+bench-micro: setup
 	$(CARGO) bench -p strata-bench --benches
 
 fmt:

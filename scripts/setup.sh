@@ -25,6 +25,16 @@ have etcdctl || need_pkgs+=(etcd-client)   # compatibility tests
 have etcd || need_pkgs+=(etcd-server)      # the reference in benchmarks
 have openssl || need_pkgs+=(openssl)       # certificates for the TLS tests
 
+# The official Kubernetes Python client, for the client-compatibility test (from PyPI).
+python_client() {
+  have python3 || { echo "setup: python3 is missing: install python3 and pip (the Python client test needs them)"; return 1; }
+  python3 -c 'import kubernetes' 2>/dev/null && return 0
+  echo "setup: installing the Python kubernetes client (pip)"
+  python3 -m pip install --quiet --disable-pip-version-check 'kubernetes>=29' 2>&1 | grep -v -i "warning" || true
+  python3 -c 'import kubernetes' 2>/dev/null || { echo "setup: could not install it; run: python3 -m pip install kubernetes"; return 1; }
+}
+python_client
+
 if [ ${#need_pkgs[@]} -eq 0 ]; then
   echo "setup: everything needed is installed"
   exit 0

@@ -1,41 +1,37 @@
 //! `strata bench`: a load tool that speaks the etcd v3 API, with subcommands and flags after
-//! etcd's own `benchmark` tool, so it drives Strata and a real etcd alike and the numbers compare.
+//! etcd's own `benchmark` tool, so it drives Strata and a real etcd alike and the numbers compare;
+//! `strata bench apiserver` loads the Kubernetes API; `strata bench compare` runs the same
+//! workloads against a three-member etcd and a three-member Strata and writes the report.
 //!
-//! Today: `put` and `range`. Each client owns a request loop over one of `--conns` shared gRPC
-//! connections; latencies go into an HDR histogram; the summary matches etcd's benchmark output
-//! (total, slowest, fastest, average, stddev, requests/sec, percentiles) or JSON with `--json`.
+//! Layout: [`conn`] (the global connection flags), [`load`] (the closed-loop client driver and
+//! `--rate`), [`report`] (etcd's summary, histogram and percentiles; JSON), [`progress`] (the bar
+//! on stderr), the workloads in [`kv`], [`watch`] and [`lease`], then [`apiserver`] and
+//! [`compare`]. A workload returns a [`Summary`]; printing is done once, here.
 
 pub mod apiserver;
-mod density;
-mod report;
+pub mod compare;
+pub mod conn;
+pub mod kv;
+pub mod lease;
+pub mod load;
+pub mod progress;
+pub mod report;
+pub mod watch;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
 
 use clap::{Args, Subcommand};
-use strata_proto::etcdserverpb::{kv_client::KvClient, PutRequest, RangeRequest};
-use tonic::transport::{Channel, Endpoint};
+use serde::{Deserialize, Serialize};
 
-pub use report::Report;
+pub use conn::ConnArgs;
+pub use progress::Progress;
+pub use report::{Recorder, Report};
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// Comma-separated gRPC endpoints (host:port or http://host:port).
-    #[arg(
-        long,
-        default_value = "127.0.0.1:2379",
-        value_delimiter = ',',
-        global = true
-    )]
-    pub endpoints: Vec<String>,
-    /// Total number of gRPC connections.
-    #[arg(long, default_value_t = 1, global = true)]
-    pub conns: usize,
-    /// Total number of concurrent clients.
-    #[arg(long, default_value_t = 1, global = true)]
-    pub clients: usize,
-    /// Print the summary as JSON.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Print the summary as JSON (on stdout; the progress bar stays on stderr).
     #[arg(long, global = true)]
     pub json: bool,
     #[command(subcommand)]
@@ -45,181 +41,167 @@ pub struct BenchArgs {
 #[derive(Debug, Clone, Subcommand)]
 pub enum Workload {
     /// Benchmark puts.
-    Put {
-        /// Total number of put requests.
-        #[arg(long, default_value_t = 10_000)]
-        total: u64,
-        /// Key size of a put request.
-        #[arg(long, default_value_t = 8)]
-        key_size: usize,
-        /// Value size of a put request.
-        #[arg(long, default_value_t = 8)]
-        val_size: usize,
-        /// Maximum possible keys in the key space.
-        #[arg(long, default_value_t = 1)]
-        key_space_size: u64,
-        /// Use sequential keys instead of random ones.
-        #[arg(long)]
-        sequential_keys: bool,
-    },
+    Put(kv::PutArgs),
     /// Benchmark ranges of one key or a key range.
-    Range {
-        /// The key to read (or the start of the range).
-        key: String,
-        /// End of the range (exclusive); empty for one key.
-        #[arg(default_value = "")]
-        end: String,
-        /// Total number of range requests.
-        #[arg(long, default_value_t = 10_000)]
-        total: u64,
-        /// Linearizable (l) or serializable (s).
-        #[arg(long, default_value = "l")]
-        consistency: String,
-        /// Maximum keys returned per request (0 = all).
-        #[arg(long, default_value_t = 0)]
-        limit: i64,
-        /// Only count keys.
-        #[arg(long)]
-        count_only: bool,
-    },
-    /// Load on the Kubernetes API of `strata apiserver` (watch fan-out, list latency).
+    Range(kv::RangeArgs),
+    /// Benchmark transactions of --txn-ops puts each.
+    TxnPut(kv::TxnPutArgs),
+    /// Benchmark a mix of one-put and one-range transactions (--rw-ratio reads per write).
+    TxnMixed(kv::TxnMixedArgs),
+    /// Benchmark watch fan-out: --streams x --watch-per-stream watchers, puts at --put-rate.
+    Watch(watch::WatchArgs),
+    /// Benchmark watch latency: one watcher per client on one key, puts at --put-rate.
+    WatchLatency(watch::WatchLatencyArgs),
+    /// Benchmark serializable gets while many unsynced watchers catch up from history.
+    WatchGet(watch::WatchGetArgs),
+    /// Benchmark lease keepalives.
+    LeaseKeepalive(lease::LeaseKeepaliveArgs),
+    /// Load on the Kubernetes API of `strata apiserver` (pod writes, lists, watch fan-out).
     Apiserver(apiserver::ApiserverArgs),
+    /// Three-member etcd vs three-member Strata on loopback: the same workloads against each,
+    /// then a markdown report with ratios and SVG charts.
+    Compare(compare::CompareArgs),
 }
 
-async fn connect(endpoints: &[String], conns: usize) -> Result<Vec<KvClient<Channel>>, String> {
-    let mut out = Vec::new();
-    for i in 0..conns.max(1) {
-        let ep = &endpoints[i % endpoints.len()];
-        let url = if ep.starts_with("http") {
-            ep.clone()
-        } else {
-            format!("http://{ep}")
+/// What a workload measured: the main report (flattened, so `requests_per_sec` and
+/// `percentiles` sit at the top of the JSON as they always have), further named reports, and
+/// scalar figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Summary {
+    pub workload: String,
+    #[serde(flatten)]
+    pub report: Report,
+    /// e.g. txn-mixed's "read" and "write"; watch's "create" and "put".
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parts: BTreeMap<String, Report>,
+    /// e.g. watch's "events_per_sec", "watchers_missing_events".
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, f64>,
+}
+
+impl Summary {
+    pub fn new(workload: &str, report: Report) -> Self {
+        Summary {
+            workload: workload.into(),
+            report,
+            parts: BTreeMap::new(),
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// The summary of a one-class run.
+    pub fn single(workload: &str, run: &load::Run) -> Self {
+        Self::new(workload, run.recorders[0].report(run.elapsed))
+    }
+
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        let title = match self.workload.as_str() {
+            "watch" | "watch-latency" => "Watch events received (delivery latency)",
+            "watch-get" => "Get during watch",
+            _ => "",
         };
-        let ch = Endpoint::from_shared(url.clone())
-            .map_err(|e| format!("bad endpoint {ep}: {e}"))?
-            .tcp_nodelay(true)
-            .connect()
-            .await
-            .map_err(|e| format!("cannot connect to {url}: {e}"))?;
-        out.push(KvClient::new(ch).max_decoding_message_size(64 << 20));
-    }
-    Ok(out)
-}
-
-/// A key of exactly `size` bytes: `n` in decimal, zero-padded on the left (truncated on the
-/// left when `size` is too small to hold it).
-fn key_bytes(n: u64, size: usize) -> Vec<u8> {
-    let size = size.max(1);
-    let digits = n.to_string().into_bytes();
-    let mut k = vec![b'0'; size];
-    let take = digits.len().min(size);
-    k[size - take..].copy_from_slice(&digits[digits.len() - take..]);
-    k
-}
-
-pub async fn run(args: BenchArgs) -> Result<(), String> {
-    if let Workload::Apiserver(a) = args.workload {
-        return apiserver::run(a, args.json).await;
-    }
-    let clients = connect(&args.endpoints, args.conns).await?;
-    let total = match &args.workload {
-        Workload::Put { total, .. } | Workload::Range { total, .. } => *total,
-        Workload::Apiserver(_) => 0,
-    };
-    let issued = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for c in 0..args.clients.max(1) {
-        let mut client = clients[c % clients.len()].clone();
-        let issued = issued.clone();
-        let workload = args.workload.clone();
-        tasks.spawn(async move {
-            let mut lat =
-                hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits is valid");
-            let mut errors = 0u64;
-            let mut rng_state =
-                0x9e37_79b9_7f4a_7c15u64 ^ (c as u64).wrapping_mul(0x2545_f491_4f6c_dd1d);
-            loop {
-                let n = issued.fetch_add(1, Ordering::Relaxed);
-                if n >= total {
-                    break;
-                }
-                let t = Instant::now();
-                let ok = match &workload {
-                    Workload::Put {
-                        key_size,
-                        val_size,
-                        key_space_size,
-                        sequential_keys,
-                        ..
-                    } => {
-                        rng_state ^= rng_state << 13;
-                        rng_state ^= rng_state >> 7;
-                        rng_state ^= rng_state << 17;
-                        let k = if *sequential_keys {
-                            n % key_space_size.max(&1)
-                        } else {
-                            rng_state % key_space_size.max(&1)
-                        };
-                        let req = PutRequest {
-                            key: key_bytes(k, *key_size).into(),
-                            value: vec![b'x'; *val_size].into(),
-                            ..Default::default()
-                        };
-                        client.put(req).await.is_ok()
-                    }
-                    Workload::Range {
-                        key,
-                        end,
-                        consistency,
-                        limit,
-                        count_only,
-                        ..
-                    } => {
-                        let req = RangeRequest {
-                            key: key.clone().into_bytes().into(),
-                            range_end: end.clone().into_bytes().into(),
-                            serializable: consistency == "s",
-                            limit: *limit,
-                            count_only: *count_only,
-                            ..Default::default()
-                        };
-                        client.range(req).await.is_ok()
-                    }
-                    Workload::Apiserver(_) => false,
-                };
-                if ok {
-                    let _ = lat.record(t.elapsed().as_micros() as u64);
-                } else {
-                    errors += 1;
-                }
+        if !title.is_empty() {
+            s.push_str(&format!("\n{title} summary:"));
+        }
+        s.push_str(&self.report.text());
+        for (name, r) in &self.parts {
+            s.push_str(&format!("\n{} summary:", part_title(name)));
+            s.push_str(&r.text());
+        }
+        if !self.extra.is_empty() {
+            s.push('\n');
+            for (k, v) in &self.extra {
+                s.push_str(&format!("  {k}:\t{}\n", fmt_num(*v)));
             }
-            (lat, errors)
-        });
+        }
+        s
     }
-    let mut lat = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits is valid");
-    let mut errors = 0;
-    while let Some(r) = tasks.join_next().await {
-        let (h, e) = r.map_err(|e| e.to_string())?;
-        lat.add(h).map_err(|e| e.to_string())?;
-        errors += e;
+
+    pub fn extra(&self, key: &str) -> f64 {
+        self.extra.get(key).copied().unwrap_or(0.0)
     }
-    let report = Report::new(&lat, errors, started.elapsed());
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-        );
+}
+
+fn part_title(name: &str) -> String {
+    match name {
+        "create" => "Watch creation".into(),
+        "put" => "Put".into(),
+        "read" => "Read".into(),
+        "write" => "Write".into(),
+        other => other.to_string(),
+    }
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
     } else {
-        print!("{}", report.text());
+        format!("{v:.2}")
     }
-    if errors > 0 && lat.is_empty() {
-        return Err(format!("all {errors} requests failed"));
+}
+
+/// Runs one workload against `conn`'s endpoints.
+pub async fn run_workload(
+    conn: &ConnArgs,
+    w: Workload,
+    progress: &Progress,
+) -> Result<Summary, String> {
+    match w {
+        Workload::Put(a) => kv::put(conn, a, progress).await,
+        Workload::Range(a) => kv::range(conn, a, progress).await,
+        Workload::TxnPut(a) => kv::txn_put(conn, a, progress).await,
+        Workload::TxnMixed(a) => kv::txn_mixed(conn, a, progress).await,
+        Workload::Watch(a) => watch::watch(conn, a, progress).await,
+        Workload::WatchLatency(a) => watch::watch_latency(conn, a, progress).await,
+        Workload::WatchGet(a) => watch::watch_get(conn, a, progress).await,
+        Workload::LeaseKeepalive(a) => lease::keepalive(conn, a, progress).await,
+        Workload::Apiserver(_) | Workload::Compare(_) => Err("not an etcd v3 workload".to_string()),
+    }
+}
+
+/// How many units a workload's progress bar counts (requests, or delivered events).
+fn progress_total(w: &Workload, conn: &ConnArgs) -> (&'static str, u64) {
+    match w {
+        Workload::Put(a) => ("put", a.total),
+        Workload::Range(a) => ("range", a.total),
+        Workload::TxnPut(a) => ("txn-put", a.total),
+        Workload::TxnMixed(a) => ("txn-mixed", a.total),
+        Workload::Watch(a) => {
+            let watchers = (a.streams.max(1) * a.watch_per_stream.max(1)) as u64;
+            let per = if a.watched_key_total == 0 {
+                a.put_total
+            } else {
+                a.put_total * watchers / a.watched_key_total.max(1) / watchers.max(1)
+            };
+            ("events", per * watchers)
+        }
+        Workload::WatchLatency(a) => ("events", a.total * conn.clients.max(1) as u64),
+        Workload::WatchGet(a) => ("events", a.events.max(1) * a.watchers.max(1) as u64),
+        Workload::LeaseKeepalive(a) => ("keepalive", a.total),
+        Workload::Apiserver(_) | Workload::Compare(_) => ("", 0),
+    }
+}
+
+/// `strata bench ...`.
+pub async fn run(args: BenchArgs) -> Result<(), String> {
+    match args.workload {
+        Workload::Apiserver(a) => return apiserver::run(a, args.conn.clients, args.json).await,
+        Workload::Compare(a) => return compare::run(a).await,
+        _ => {}
+    }
+    let (label, total) = progress_total(&args.workload, &args.conn);
+    let progress = Progress::start(label, total);
+    let summary = run_workload(&args.conn, args.workload, &progress).await?;
+    progress.finish();
+    if args.json {
+        let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
+        println!("{text}");
+    } else {
+        print!("{}", summary.text());
+    }
+    if summary.report.requests == 0 && summary.report.errors > 0 {
+        return Err(format!("all {} requests failed", summary.report.errors));
     }
     Ok(())
-}
-
-/// Time budget helper for callers that want a bounded run.
-pub fn per_second(n: u64, d: Duration) -> f64 {
-    n as f64 / d.as_secs_f64().max(1e-9)
 }

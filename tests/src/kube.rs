@@ -19,6 +19,8 @@ pub struct ApiserverProc {
     pub ca: PathBuf,
     pub signing_key: PathBuf,
     pub log: PathBuf,
+    /// The --etcd-servers value, then the extra flags.
+    args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -32,19 +34,35 @@ impl ApiserverProc {
             let pem = strata_apiserver::auth::generate_signing_key().expect("signing key");
             std::fs::write(&signing_key, pem).expect("write signing key");
         }
-        let port = free_port();
-        let log = dir.join("apiserver.log");
+        let mut p = ApiserverProc {
+            port: free_port(),
+            dir: dir.to_path_buf(),
+            ca: dir.join("certs").join("ca.crt"),
+            signing_key,
+            log: dir.join("apiserver.log"),
+            args: std::iter::once(etcd_servers)
+                .chain(extra.iter().copied())
+                .map(str::to_string)
+                .collect(),
+            child: None,
+        };
+        p.spawn();
+        p.wait_ready().await;
+        p
+    }
+
+    fn spawn(&mut self) {
         let mut cmd = Command::new(strata_bin());
-        cmd.args(["apiserver", "--etcd-servers", etcd_servers])
+        cmd.args(["apiserver", "--etcd-servers", &self.args[0]])
             .args(["--bind-address", "127.0.0.1"])
-            .args(["--secure-port", &port.to_string()])
+            .args(["--secure-port", &self.port.to_string()])
             .arg("--cert-dir")
-            .arg(dir.join("certs"))
+            .arg(self.dir.join("certs"))
             .arg("--service-account-key-file")
-            .arg(&signing_key)
+            .arg(&self.signing_key)
             .args(["--service-account-issuer", ISSUER])
             .args(["--watch-bookmark-interval", "1"])
-            .args(extra)
+            .args(&self.args[1..])
             .env("RUST_LOG", "info,strata_apiserver::http=debug")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -53,23 +71,22 @@ impl ApiserverProc {
         let mut logf = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&log)
+            .open(&self.log)
             .expect("log file");
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let _ = writeln!(logf, "{line}");
             }
         });
-        let mut p = ApiserverProc {
-            port,
-            dir: dir.to_path_buf(),
-            ca: dir.join("certs").join("ca.crt"),
-            signing_key,
-            log,
-            child: Some(child),
-        };
-        p.wait_ready().await;
-        p
+        self.child = Some(child);
+    }
+
+    /// Kills the apiserver (SIGKILL) and starts it again on the same port, certificates and
+    /// key, and waits until it is ready.
+    pub async fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+        self.wait_ready().await;
     }
 
     pub fn log_text(&self) -> String {

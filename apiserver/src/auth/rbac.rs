@@ -146,7 +146,11 @@ fn rbac_authorize(attrs: &Attributes<'_>, policy: &dyn PolicySource) -> Result<(
 /// namespace's RoleBindings'), as a SelfSubjectRulesReview reports them, and whether the list
 /// is incomplete (a binding names a role that does not exist). Rules granted by the node rule
 /// are not listed, as Kubernetes' RBAC rule resolver does not list them either.
-pub fn rules_for(user: &UserInfo, namespace: &str, policy: &dyn PolicySource) -> (Vec<Value>, bool) {
+pub fn rules_for(
+    user: &UserInfo,
+    namespace: &str,
+    policy: &dyn PolicySource,
+) -> (Vec<Value>, bool) {
     let mut rules = Vec::new();
     let mut incomplete = false;
     let mut take = |role: Option<Arc<Value>>| match role {

@@ -17,7 +17,11 @@ use crate::status::{ApiError, ApiResult};
 /// The group and the kinds it serves: (plural, kind, namespaced).
 pub const GROUP: &str = "authorization.k8s.io";
 pub const RESOURCES: &[(&str, &str, bool)] = &[
-    ("localsubjectaccessreviews", "LocalSubjectAccessReview", true),
+    (
+        "localsubjectaccessreviews",
+        "LocalSubjectAccessReview",
+        true,
+    ),
     ("selfsubjectaccessreviews", "SelfSubjectAccessReview", false),
     ("selfsubjectrulesreviews", "SelfSubjectRulesReview", false),
     ("subjectaccessreviews", "SubjectAccessReview", false),
@@ -30,7 +34,11 @@ fn s<'a>(v: &'a Value, key: &str) -> &'a str {
 /// 422 Invalid with one field cause, as Kubernetes reports a bad review.
 fn invalid(kind: &str, field: &str, value: &str, detail: &str) -> ApiError {
     let message = format!("Invalid value: \"{value}\": {detail}");
-    let mut e = ApiError::new(422, "Invalid", format!("{kind}.{GROUP} \"\" is invalid: {field}: {message}"));
+    let mut e = ApiError::new(
+        422,
+        "Invalid",
+        format!("{kind}.{GROUP} \"\" is invalid: {field}: {message}"),
+    );
     e.details = Some(json!({
         "group": GROUP,
         "kind": kind,
@@ -43,13 +51,22 @@ fn invalid(kind: &str, field: &str, value: &str, detail: &str) -> ApiError {
 fn spec_user(spec: &Value) -> UserInfo {
     let strings = |v: Option<&Value>| -> Vec<String> {
         v.and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let extra: BTreeMap<String, Vec<String>> = spec
         .get("extra")
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), strings(Some(v)))).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), strings(Some(v))))
+                .collect()
+        })
         .unwrap_or_default();
     UserInfo {
         name: s(spec, "user").to_string(),
@@ -79,7 +96,10 @@ fn decide(api: &Api, user: &UserInfo, spec: &Value) -> Decision {
         };
         return auth::authorize(&attrs, &policy);
     }
-    let nra = spec.get("nonResourceAttributes").cloned().unwrap_or(Value::Null);
+    let nra = spec
+        .get("nonResourceAttributes")
+        .cloned()
+        .unwrap_or(Value::Null);
     let attrs = Attributes {
         user,
         verb: s(&nra, "verb"),
@@ -148,15 +168,19 @@ pub fn create(
     if kind == "SelfSubjectRulesReview" {
         let namespace = s(&spec, "namespace");
         let (rules, incomplete) = auth::rules_for(user, namespace, &CachePolicy(api));
-        let (non_resource, resource): (Vec<Value>, Vec<Value>) = rules
-            .into_iter()
-            .partition(|r| r.get("nonResourceURLs").is_some_and(|u| u.as_array().is_some_and(|a| !a.is_empty())));
+        let (non_resource, resource): (Vec<Value>, Vec<Value>) = rules.into_iter().partition(|r| {
+            r.get("nonResourceURLs")
+                .is_some_and(|u| u.as_array().is_some_and(|a| !a.is_empty()))
+        });
         let resource_rules: Vec<Value> = resource
             .into_iter()
             .map(|r| {
                 let mut out = json!({ "verbs": r.get("verbs").cloned().unwrap_or(json!([])) });
                 for k in ["apiGroups", "resources", "resourceNames"] {
-                    if let Some(v) = r.get(k).filter(|v| v.as_array().is_some_and(|a| !a.is_empty())) {
+                    if let Some(v) = r
+                        .get(k)
+                        .filter(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+                    {
                         out[k] = v.clone();
                     }
                 }
@@ -175,7 +199,9 @@ pub fn create(
         return Ok(answer(body, kind, status));
     }
     let has_res = spec.get("resourceAttributes").is_some_and(Value::is_object);
-    let has_non_res = spec.get("nonResourceAttributes").is_some_and(Value::is_object);
+    let has_non_res = spec
+        .get("nonResourceAttributes")
+        .is_some_and(Value::is_object);
     if has_res == has_non_res {
         return Err(invalid(
             kind,
@@ -197,7 +223,9 @@ pub fn create(
                 ));
             }
             if kind == "LocalSubjectAccessReview" {
-                let ns = spec.pointer("/resourceAttributes/namespace").and_then(Value::as_str);
+                let ns = spec
+                    .pointer("/resourceAttributes/namespace")
+                    .and_then(Value::as_str);
                 if has_non_res || ns != Some(info.namespace.as_str()) {
                     return Err(invalid(
                         kind,

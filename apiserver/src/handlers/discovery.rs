@@ -38,11 +38,21 @@ fn verbs(_res: &Resource) -> Vec<&'static str> {
 }
 
 /// A subresource's kind, verbs and (when not the parent's) group/version.
-fn subresource(res: &Resource, sub: &str) -> Option<(&'static str, Vec<&'static str>, Option<(&'static str, &'static str)>)> {
+type Subresource = (
+    &'static str,
+    Vec<&'static str>,
+    Option<(&'static str, &'static str)>,
+);
+
+fn subresource(res: &Resource, sub: &str) -> Option<Subresource> {
     Some(match sub {
         "status" => (res.kind, vec!["get", "patch", "update"], None),
         "binding" => ("Binding", vec!["create"], None),
-        "scale" => ("Scale", vec!["get", "patch", "update"], Some(("autoscaling", "v1"))),
+        "scale" => (
+            "Scale",
+            vec!["get", "patch", "update"],
+            Some(("autoscaling", "v1")),
+        ),
         "finalize" => (res.kind, vec!["update"], None),
         _ => return None,
     })
@@ -135,7 +145,11 @@ fn wants_aggregated(accept: &str) -> Option<&'static str> {
                 return Some("v2beta1");
             }
         }
-        if params.first().is_some_and(|t| *t == "application/json" || *t == "*/*" || *t == "application/*") && params.len() == 1 {
+        if params
+            .first()
+            .is_some_and(|t| *t == "application/json" || *t == "*/*" || *t == "application/*")
+            && params.len() == 1
+        {
             return None;
         }
     }
@@ -213,9 +227,15 @@ fn aggregated(version: &str, groups: Vec<Value>) -> Response {
         "items": groups,
     });
     let mut resp = json_response(StatusCode::OK, &body);
-    let ct = if version == "v2" { AGGREGATED_V2 } else { AGGREGATED_V2BETA1 };
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-    resp.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept"));
+    let ct = if version == "v2" {
+        AGGREGATED_V2
+    } else {
+        AGGREGATED_V2BETA1
+    };
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    resp.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept"));
     resp
 }
 

@@ -3,10 +3,13 @@
 
 mod access;
 mod discovery;
+mod field_validation;
+mod impersonate;
 mod list;
 mod negotiate;
-mod openapi;
 mod objects;
+mod openapi;
+mod patch;
 mod watch;
 
 pub use objects::now;
@@ -103,6 +106,13 @@ pub fn read_json(bytes: &[u8], content_type: &str) -> ApiResult<Value> {
     let ct = content_type.split(';').next().unwrap_or("").trim();
     if ct == crate::protobuf::MEDIA_TYPE {
         return crate::protobuf::decode(bytes).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the object provided is unrecognized or malformed: {e}"
+            ))
+        });
+    }
+    if ct == "application/yaml" {
+        return serde_yaml::from_slice::<Value>(bytes).map_err(|e| {
             ApiError::bad_request(format!(
                 "the object provided is unrecognized or malformed: {e}"
             ))
@@ -260,7 +270,9 @@ pub async fn handle(State(api): State<Arc<Api>>, req: Request<Body>) -> Response
     let query = query_map(req.uri());
     let path = req.uri().path().to_string();
     let info = request::parse(req.method(), &path, &query);
-    let user = match authenticate(&api, &req) {
+    let user = match authenticate(&api, &req)
+        .and_then(|u| impersonate::effective_user(&api, u, req.headers()))
+    {
         Ok(u) => u,
         Err(e) => return finish(&api, &info, None, start, e.into_response()),
     };
@@ -268,6 +280,12 @@ pub async fn handle(State(api): State<Arc<Api>>, req: Request<Body>) -> Response
     let accept = req
         .headers()
         .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
@@ -285,7 +303,12 @@ pub async fn handle(State(api): State<Arc<Api>>, req: Request<Body>) -> Response
         return finish(&api, &info, Some(&user), start, e.into_response());
     }
     let resp = if info.is_resource {
-        match resource_request(&api, &info, &query, &user, &ct, &accept, &body).await {
+        let headers = RequestHeaders {
+            content_type: &ct,
+            accept: &accept,
+            user_agent: &user_agent,
+        };
+        match resource_request(&api, &info, &query, &user, &headers, &body).await {
             Ok(r) => r,
             Err(e) => e.into_response(),
         }
@@ -328,15 +351,22 @@ fn content_type(req: &Request<Body>) -> String {
         .to_string()
 }
 
+/// The request headers the resource handlers read.
+struct RequestHeaders<'a> {
+    content_type: &'a str,
+    accept: &'a str,
+    user_agent: &'a str,
+}
+
 async fn resource_request(
     api: &Api,
     info: &RequestInfo,
     query: &HashMap<String, String>,
     user: &UserInfo,
-    ct: &str,
-    accept: &str,
+    headers: &RequestHeaders<'_>,
     body: &[u8],
 ) -> ApiResult<Response> {
+    let (ct, accept, user_agent) = (headers.content_type, headers.accept, headers.user_agent);
     if info.group == access::GROUP {
         return access::create(api, info, user, body, ct);
     }
@@ -373,12 +403,36 @@ async fn resource_request(
         namespace,
         query,
         user,
+        user_agent,
     };
     // Reads may be answered as a Table or as metadata only.
     let target = match (info.verb.as_str(), sub) {
         ("get" | "list" | "watch", "" | "status") => negotiate::target(accept, query)?,
         _ => negotiate::Target::Object,
     };
+    // Unknown and duplicate fields in a JSON body (fieldValidation).
+    let mut warnings = Vec::new();
+    if matches!(
+        (info.verb.as_str(), sub),
+        ("create", "") | ("update", "" | "status")
+    ) && !ct.starts_with(crate::protobuf::MEDIA_TYPE)
+    {
+        let directive = field_validation::FieldValidation::parse(
+            query.get("fieldValidation").map(String::as_str),
+        )
+        .map_err(ApiError::bad_request)?;
+        // Duplicates are found in JSON text; YAML's decoder refuses them itself.
+        let raw = (!ct.starts_with("application/yaml")).then_some(body);
+        if let Ok(value) = read_json(body, ct) {
+            let node = crate::schema::get().root(res);
+            warnings = field_validation::check(directive, node, &value, raw).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "{} in version \"{}\" cannot be handled as a {}: {e}",
+                    res.kind, res.version, res.kind
+                ))
+            })?;
+        }
+    }
     let resp = match (info.verb.as_str(), sub) {
         ("get", "" | "status") => objects::get(&ctx, name).await,
         ("get", "scale") => objects::get_scale(&ctx, name).await,
@@ -390,7 +444,7 @@ async fn resource_request(
         ("update", "status") => objects::update_status(&ctx, name, read_json(body, ct)?).await,
         ("update", "finalize") => objects::finalize(&ctx, name, read_json(body, ct)?).await,
         ("update", "scale") => objects::update_scale(&ctx, name, read_json(body, ct)?).await,
-        ("patch", "" | "status" | "scale") => objects::patch(&ctx, name, sub, ct, body).await,
+        ("patch", "" | "status" | "scale") => patch::patch(&ctx, name, sub, ct, body).await,
         ("delete", "") => objects::delete(&ctx, name, read_optional_json(body, ct)?).await,
         ("deletecollection", "") => {
             objects::delete_collection(&ctx, read_optional_json(body, ct)?).await
@@ -400,9 +454,20 @@ async fn resource_request(
             info.path
         ))),
     }?;
+    let mut resp = resp;
+    for w in warnings {
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - {}", go_quote(&w))) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
     match info.verb.as_str() {
         "watch" => Ok(negotiate::convert_watch(res, target, resp)),
         "get" | "list" => negotiate::convert(res, target, resp).await,
         _ => Ok(resp),
     }
+}
+
+/// A string quoted as Go's %q writes it (Warning header texts are quoted this way).
+fn go_quote(s: &str) -> String {
+    crate::validation::common::q(s)
 }

@@ -130,7 +130,10 @@ fn partial(version: &str, obj: &Value) -> Value {
 
 fn row(res: &Resource, obj: &Value, include: Include, now: jiff::Timestamp) -> Value {
     let mut r = Map::new();
-    r.insert("cells".into(), Value::Array(table::cells(res.kind, obj, now)));
+    r.insert(
+        "cells".into(),
+        Value::Array(table::cells(res.kind, obj, now)),
+    );
     if let Some(c) = table::row_conditions(res.kind, obj) {
         r.insert("conditions".into(), c);
     }
@@ -192,7 +195,9 @@ fn convert_body(res: &Resource, target: Target, body: &[u8]) -> ApiResult<Bytes>
         }
         (Target::Table(version, include), false) => {
             let rv = v.pointer("/metadata/resourceVersion").cloned();
-            let meta = rv.map(|rv| json!({ "resourceVersion": rv })).unwrap_or(json!({}));
+            let meta = rv
+                .map(|rv| json!({ "resourceVersion": rv }))
+                .unwrap_or(json!({}));
             table_of(res, version, include, std::slice::from_ref(&v), meta, true)
         }
         (Target::Metadata(version), true) => {
@@ -209,18 +214,27 @@ fn convert_body(res: &Resource, target: Target, body: &[u8]) -> ApiResult<Bytes>
         }
         (Target::Metadata(version), false) => partial(version, &v),
     };
-    Ok(Bytes::from(serde_json::to_vec(&out).map_err(|e| ApiError::internal(e.to_string()))?))
+    Ok(Bytes::from(
+        serde_json::to_vec(&out).map_err(|e| ApiError::internal(e.to_string()))?,
+    ))
 }
 
 /// Converts a successful GET or LIST response; anything else passes through.
-pub async fn convert(res: &'static Resource, target: Target, resp: Response) -> ApiResult<Response> {
+pub async fn convert(
+    res: &'static Resource,
+    target: Target,
+    resp: Response,
+) -> ApiResult<Response> {
     if target == Target::Object || resp.status() != StatusCode::OK {
         return Ok(resp);
     }
     let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(bytes_response(StatusCode::OK, convert_body(res, target, &body)?))
+    Ok(bytes_response(
+        StatusCode::OK,
+        convert_body(res, target, &body)?,
+    ))
 }
 
 /// Converts the lines of a watch stream, frame by frame. Table headers go with the first
@@ -244,8 +258,14 @@ impl WatchConverter {
                 Target::Metadata(version) => partial(version, &obj),
                 Target::Table(version, include) => {
                     let rv = obj.pointer("/metadata/resourceVersion").cloned();
-                    let meta = rv.map(|rv| json!({ "resourceVersion": rv })).unwrap_or(json!({}));
-                    let objects = if ty == "BOOKMARK" { Vec::new() } else { vec![obj] };
+                    let meta = rv
+                        .map(|rv| json!({ "resourceVersion": rv }))
+                        .unwrap_or(json!({}));
+                    let objects = if ty == "BOOKMARK" {
+                        Vec::new()
+                    } else {
+                        vec![obj]
+                    };
                     let headers = !self.headers_sent && ty != "BOOKMARK";
                     self.headers_sent |= headers;
                     table_of(self.res, version, include, &objects, meta, headers)
@@ -344,7 +364,10 @@ mod tests {
         assert!(lines[0]["object"]["columnDefinitions"].is_array());
         assert!(lines[1]["object"]["columnDefinitions"].is_null());
         assert_eq!(lines[1]["object"]["rows"][0]["cells"][0], "p");
-        assert_eq!(lines[1]["object"]["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+        assert_eq!(
+            lines[1]["object"]["rows"][0]["object"]["kind"],
+            "PartialObjectMetadata"
+        );
         assert_eq!(lines[0]["object"]["metadata"]["resourceVersion"], "5");
     }
 }

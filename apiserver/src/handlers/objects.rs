@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{json, Map, Value};
 
+use super::patch::FieldManager;
 use super::{bytes_response, json_response, Api};
 use crate::auth::UserInfo;
 use crate::cache::{set_resource_version, Obj};
@@ -24,6 +25,8 @@ pub struct Ctx<'a> {
     pub query: &'a HashMap<String, String>,
     #[allow(dead_code)]
     pub user: &'a UserInfo,
+    /// The User-Agent header: the default field manager is derived from it.
+    pub user_agent: &'a str,
 }
 
 impl Ctx<'_> {
@@ -60,7 +63,7 @@ fn later(seconds: i64) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-fn meta_mut(v: &mut Value) -> &mut Map<String, Value> {
+pub(super) fn meta_mut(v: &mut Value) -> &mut Map<String, Value> {
     if !v.get("metadata").is_some_and(Value::is_object) {
         v["metadata"] = json!({});
     }
@@ -70,7 +73,7 @@ fn meta_mut(v: &mut Value) -> &mut Map<String, Value> {
     }
 }
 
-fn meta_str<'v>(v: &'v Value, field: &str) -> &'v str {
+pub(super) fn meta_str<'v>(v: &'v Value, field: &str) -> &'v str {
     v.get("metadata")
         .and_then(|m| m.get(field))
         .and_then(Value::as_str)
@@ -98,7 +101,7 @@ fn has_finalizers(res: &Resource, v: &Value) -> bool {
 }
 
 /// The stored form: the object without its resourceVersion (the key's mod_revision is).
-fn encode_for_store(v: &Value) -> ApiResult<Bytes> {
+pub(super) fn encode_for_store(v: &Value) -> ApiResult<Bytes> {
     let mut v = v.clone();
     meta_mut(&mut v).remove("resourceVersion");
     serde_json::to_vec(&v)
@@ -106,17 +109,17 @@ fn encode_for_store(v: &Value) -> ApiResult<Bytes> {
         .map_err(|e| ApiError::internal(e.to_string()))
 }
 
-fn stamped(mut v: Value, rv: i64) -> Value {
+pub(super) fn stamped(mut v: Value, rv: i64) -> Value {
     set_resource_version(&mut v, rv);
     v
 }
 
-fn respond(code: StatusCode, v: &Value) -> Response {
+pub(super) fn respond(code: StatusCode, v: &Value) -> Response {
     json_response(code, v)
 }
 
 /// `dryRun=All` from the query string or DeleteOptions.
-fn dry_run(ctx: &Ctx<'_>, options: Option<&Value>) -> ApiResult<bool> {
+pub(super) fn dry_run(ctx: &Ctx<'_>, options: Option<&Value>) -> ApiResult<bool> {
     let mut values: Vec<String> = Vec::new();
     if let Some(v) = ctx.query.get("dryRun") {
         values.push(v.clone());
@@ -147,7 +150,7 @@ fn admit(res: &Resource, name: &str, obj: Value) -> ApiResult<Value> {
 
 /// Checks apiVersion/kind of a body against the endpoint, filling them when absent (as the
 /// apiserver's decoder does with the endpoint's default kind).
-fn check_kind(obj: &mut Value, api_version: &str, kind: &str) -> ApiResult<()> {
+pub(super) fn check_kind(obj: &mut Value, api_version: &str, kind: &str) -> ApiResult<()> {
     if !obj.is_object() {
         return Err(ApiError::bad_request("the body must be a JSON object"));
     }
@@ -173,7 +176,7 @@ fn check_kind(obj: &mut Value, api_version: &str, kind: &str) -> ApiResult<()> {
 }
 
 /// The namespace in the body must agree with the URL; it is filled from the URL when absent.
-fn check_namespace(ctx: &Ctx<'_>, obj: &mut Value) -> ApiResult<()> {
+pub(super) fn check_namespace(ctx: &Ctx<'_>, obj: &mut Value) -> ApiResult<()> {
     let meta = meta_mut(obj);
     if ctx.res.namespaced {
         match meta.get("namespace").and_then(Value::as_str) {
@@ -205,7 +208,10 @@ async fn require_namespace(ctx: &Ctx<'_>, creating: Option<&str>) -> ApiResult<(
     // Read-your-writes: a namespace this apiserver just deleted (made Terminating) must be seen
     // so by the next create, so the cache is first brought up to this process's own writes.
     let cache = match ctx.api.caches.get("namespaces") {
-        Some(c) if c.wait_for(ctx.api.store.written_revision(), NAMESPACE_CACHE_WAIT).await => {
+        Some(c)
+            if c.wait_for(ctx.api.store.written_revision(), NAMESPACE_CACHE_WAIT)
+                .await =>
+        {
             Some(c)
         }
         _ => None,
@@ -257,7 +263,7 @@ fn generate_name(base: &str) -> String {
 }
 
 /// Reads one object from the store.
-async fn read(ctx: &Ctx<'_>, name: &str) -> ApiResult<Option<(Value, i64)>> {
+pub(super) async fn read(ctx: &Ctx<'_>, name: &str) -> ApiResult<Option<(Value, i64)>> {
     let key = ctx.key(name);
     let (kv, _) = ctx.api.store.get(&key).await.map_err(store_error)?;
     match kv {
@@ -286,7 +292,18 @@ pub async fn get(ctx: &Ctx<'_>, name: &str) -> ApiResult<Response> {
 }
 
 /// POST: create.
-pub async fn create(ctx: &Ctx<'_>, mut obj: Value) -> ApiResult<Response> {
+pub async fn create(ctx: &Ctx<'_>, obj: Value) -> ApiResult<Response> {
+    let manager = FieldManager::for_write(ctx, "", "CreateOptions")?;
+    create_object(ctx, obj, Some(&manager)).await
+}
+
+/// Creates an object; `manager` records the create in managedFields (an apply that creates
+/// has recorded its own entry already).
+pub(super) async fn create_object(
+    ctx: &Ctx<'_>,
+    mut obj: Value,
+    manager: Option<&FieldManager>,
+) -> ApiResult<Response> {
     let res = ctx.res;
     check_kind(&mut obj, &res.api_version(), res.kind)?;
     check_namespace(ctx, &mut obj)?;
@@ -317,7 +334,6 @@ pub async fn create(ctx: &Ctx<'_>, mut obj: Value) -> ApiResult<Response> {
             "deletionTimestamp",
             "deletionGracePeriodSeconds",
             "selfLink",
-            "managedFields",
         ] {
             meta.remove(f);
         }
@@ -329,8 +345,9 @@ pub async fn create(ctx: &Ctx<'_>, mut obj: Value) -> ApiResult<Response> {
             meta.remove("generation");
         }
     }
-    if res.has_status() {
-        // Status is the system's to write; a new object starts with none (plus defaults).
+    // Status is the system's to write; a new object starts with none (plus defaults). Nodes
+    // are the exception, as in Kubernetes: a kubelet registers its node with its status.
+    if res.has_status() && res.kind != "Node" {
         if let Some(o) = obj.as_object_mut() {
             o.remove("status");
         }
@@ -339,6 +356,9 @@ pub async fn create(ctx: &Ctx<'_>, mut obj: Value) -> ApiResult<Response> {
     if res.kind == "Pod" {
         let qos = validation::pod_qos_class(&obj);
         obj["status"]["qosClass"] = json!(qos);
+    }
+    if let Some(m) = manager {
+        m.record(res, &json!({}), &mut obj);
     }
     if dry {
         // A dry run still tells the truth about names that are taken.
@@ -369,7 +389,7 @@ pub async fn create(ctx: &Ctx<'_>, mut obj: Value) -> ApiResult<Response> {
 }
 
 /// What an update step decided.
-enum Step {
+pub(super) enum Step {
     /// Write this object.
     Write(Value),
     /// Nothing to write; answer with the current object.
@@ -381,7 +401,7 @@ enum Step {
 /// Reads, transforms and writes one object, retrying on concurrent writes unless the caller
 /// pinned a resourceVersion (then a stale one is a 409 Conflict). Returns the object written
 /// (with its new resourceVersion) and whether it was deleted.
-async fn guaranteed_update<F>(
+pub(super) async fn guaranteed_update<F>(
     ctx: &Ctx<'_>,
     name: &str,
     precondition: Option<i64>,
@@ -443,7 +463,7 @@ where
 
 /// A resourceVersion precondition: empty or "0" means none (an unconditional update, as in
 /// Kubernetes).
-fn parse_rv(s: &str) -> ApiResult<Option<i64>> {
+pub(super) fn parse_rv(s: &str) -> ApiResult<Option<i64>> {
     if s.is_empty() || s == "0" {
         return Ok(None);
     }
@@ -455,7 +475,7 @@ fn parse_rv(s: &str) -> ApiResult<Option<i64>> {
 }
 
 /// Fields of the old object an update may not change through the main endpoint.
-fn carry_server_fields(res: &Resource, old: &Value, new: &mut Value) {
+pub(super) fn carry_server_fields(res: &Resource, old: &Value, new: &mut Value) {
     let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let meta = meta_mut(new);
     for f in [
@@ -526,7 +546,13 @@ fn finished_terminating(res: &Resource, old: &Value, new: &Value) -> bool {
 }
 
 /// Admits an updated object and bumps its generation when its spec changed.
-fn admit_update(res: &Resource, name: &str, old: &Value, new: Value) -> ApiResult<Step> {
+pub(super) fn admit_update(
+    res: &Resource,
+    name: &str,
+    old: &Value,
+    new: Value,
+    manager: Option<&FieldManager>,
+) -> ApiResult<Step> {
     let mut new = admit(res, name, new)?;
     let errs = validation::validate_update(res.kind, old, &new);
     if !errs.is_empty() {
@@ -538,6 +564,9 @@ fn admit_update(res: &Resource, name: &str, old: &Value, new: Value) -> ApiResul
             .and_then(Value::as_i64)
             .unwrap_or(0);
         meta_mut(&mut new).insert("generation".into(), json!(generation + 1));
+    }
+    if let Some(m) = manager {
+        m.record(res, old, &mut new);
     }
     let mut old_cmp = old.clone();
     meta_mut(&mut old_cmp).remove("resourceVersion");
@@ -556,7 +585,7 @@ fn body_precondition(obj: &Value) -> ApiResult<Option<i64>> {
     parse_rv(meta_str(obj, "resourceVersion"))
 }
 
-fn check_body_name(obj: &Value, name: &str) -> ApiResult<()> {
+pub(super) fn check_body_name(obj: &Value, name: &str) -> ApiResult<()> {
     let body_name = meta_str(obj, "name");
     if !body_name.is_empty() && body_name != name {
         return Err(ApiError::bad_request(format!(
@@ -566,7 +595,7 @@ fn check_body_name(obj: &Value, name: &str) -> ApiResult<()> {
     Ok(())
 }
 
-fn update_answer(res: (Value, bool)) -> Response {
+pub(super) fn update_answer(res: (Value, bool)) -> Response {
     respond(StatusCode::OK, &res.0)
 }
 
@@ -579,10 +608,11 @@ pub async fn update(ctx: &Ctx<'_>, name: &str, mut obj: Value) -> ApiResult<Resp
     meta_mut(&mut obj).insert("name".into(), json!(name));
     let precondition = body_precondition(&obj)?;
     let dry = dry_run(ctx, None)?;
+    let manager = FieldManager::for_write(ctx, "", "UpdateOptions")?;
     let out = guaranteed_update(ctx, name, precondition, dry, |old| {
         let mut new = obj.clone();
         carry_server_fields(res, &old, &mut new);
-        admit_update(res, name, &old, new)
+        admit_update(res, name, &old, new, Some(&manager))
     })
     .await?;
     Ok(update_answer(out))
@@ -596,6 +626,7 @@ pub async fn update_status(ctx: &Ctx<'_>, name: &str, mut obj: Value) -> ApiResu
     let precondition = body_precondition(&obj)?;
     let dry = dry_run(ctx, None)?;
     let status = obj.get("status").cloned();
+    let manager = FieldManager::for_write(ctx, "status", "UpdateOptions")?;
     let out = guaranteed_update(ctx, name, precondition, dry, |old| {
         let mut new = old.clone();
         match &status {
@@ -606,7 +637,7 @@ pub async fn update_status(ctx: &Ctx<'_>, name: &str, mut obj: Value) -> ApiResu
                 }
             }
         }
-        admit_update(res, name, &old, new)
+        admit_update(res, name, &old, new, Some(&manager))
     })
     .await?;
     Ok(update_answer(out))
@@ -623,83 +654,14 @@ pub async fn finalize(ctx: &Ctx<'_>, name: &str, mut obj: Value) -> ApiResult<Re
         .pointer("/spec/finalizers")
         .cloned()
         .unwrap_or_else(|| json!([]));
+    let manager = FieldManager::for_write(ctx, "finalize", "UpdateOptions")?;
     let out = guaranteed_update(ctx, name, precondition, dry, |old| {
         let mut new = old.clone();
         if !new.get("spec").is_some_and(Value::is_object) {
             new["spec"] = json!({});
         }
         new["spec"]["finalizers"] = fin.clone();
-        admit_update(res, name, &old, new)
-    })
-    .await?;
-    Ok(update_answer(out))
-}
-
-/// RFC 7386 JSON merge patch.
-fn merge_patch(target: &mut Value, patch: &Value) {
-    match patch {
-        Value::Object(p) => {
-            if !target.is_object() {
-                *target = json!({});
-            }
-            if let Value::Object(t) = target {
-                for (k, v) in p {
-                    if v.is_null() {
-                        t.remove(k);
-                    } else {
-                        merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
-                    }
-                }
-            }
-        }
-        other => *target = other.clone(),
-    }
-}
-
-/// PATCH with a JSON merge patch (the other patch types come with the client work of issue 5).
-pub async fn patch(
-    ctx: &Ctx<'_>,
-    name: &str,
-    sub: &str,
-    content_type: &str,
-    body: &[u8],
-) -> ApiResult<Response> {
-    let res = ctx.res;
-    let ct = content_type.split(';').next().unwrap_or("").trim();
-    if ct != "application/merge-patch+json" {
-        return Err(ApiError::unsupported_media_type(ct));
-    }
-    let patch: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-    let precondition = parse_rv(
-        patch
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .unwrap_or(""),
-    )?;
-    let dry = dry_run(ctx, None)?;
-    if sub == "scale" {
-        let replicas = patch.pointer("/spec/replicas").and_then(Value::as_i64);
-        return scale_to(ctx, name, replicas, precondition, dry).await;
-    }
-    let out = guaranteed_update(ctx, name, precondition, dry, |old| {
-        let mut patched = old.clone();
-        merge_patch(&mut patched, &patch);
-        check_kind(&mut patched, &res.api_version(), res.kind)?;
-        if meta_str(&patched, "name") != name {
-            return Err(ApiError::bad_request("the patch may not change the name"));
-        }
-        let mut new = if sub == "status" {
-            let mut n = old.clone();
-            n["status"] = patched.get("status").cloned().unwrap_or(Value::Null);
-            n
-        } else {
-            patched
-        };
-        if sub.is_empty() {
-            carry_server_fields(res, &old, &mut new);
-        }
-        admit_update(res, name, &old, new)
+        admit_update(res, name, &old, new, Some(&manager))
     })
     .await?;
     Ok(update_answer(out))
@@ -1028,7 +990,7 @@ pub async fn bind(ctx: &Ctx<'_>, name: &str, mut binding: Value) -> ApiResult<Re
 }
 
 /// The autoscaling/v1 Scale of a deployment or replica set.
-fn scale_of(obj: &Value) -> Value {
+pub(super) fn scale_of(obj: &Value) -> Value {
     let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let selector = obj
         .pointer("/spec/selector")
@@ -1121,10 +1083,11 @@ async fn scale_to(
         ));
     }
     let res = ctx.res;
+    let manager = FieldManager::for_write(ctx, "scale", "UpdateOptions")?;
     let (obj, _) = guaranteed_update(ctx, name, precondition, dry, |old| {
         let mut new = old.clone();
         new["spec"]["replicas"] = json!(replicas);
-        admit_update(res, name, &old, new)
+        admit_update(res, name, &old, new, Some(&manager))
     })
     .await?;
     Ok(respond(StatusCode::OK, &scale_of(&obj)))
@@ -1143,13 +1106,6 @@ pub async fn update_scale(ctx: &Ctx<'_>, name: &str, mut scale: Value) -> ApiRes
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn merge_patch_follows_rfc_7386() {
-        let mut t = json!({"a": {"b": 1, "c": 2}, "d": [1, 2]});
-        merge_patch(&mut t, &json!({"a": {"b": null, "e": 3}, "d": [3]}));
-        assert_eq!(t, json!({"a": {"c": 2, "e": 3}, "d": [3]}));
-    }
 
     #[test]
     fn scale_selector_string() {

@@ -12,6 +12,8 @@
 //!   time changes when the entry's manager changed the object; apiVersion, kind and the
 //!   server-set metadata are never tracked; at most ten Update entries are kept (older ones
 //!   are merged into "ancient-changes").
+//!
+//! Apply itself is in [`super::apply`].
 
 use serde_json::{json, Map, Value};
 
@@ -35,7 +37,7 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn same_identity(&self, other: &Entry) -> bool {
+    pub(super) fn same_identity(&self, other: &Entry) -> bool {
         self.manager == other.manager
             && self.operation == other.operation
             && self.subresource == other.subresource
@@ -169,7 +171,7 @@ impl Managed {
         };
     }
 
-    fn position(&self, id: &Entry) -> Option<usize> {
+    pub(super) fn position(&self, id: &Entry) -> Option<usize> {
         self.entries.iter().position(|e| e.same_identity(id))
     }
 }
@@ -192,7 +194,7 @@ pub struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    fn entry(&self, operation: &str, fields: Set) -> Entry {
+    pub(super) fn entry(&self, operation: &str, fields: Set) -> Entry {
         Entry {
             manager: if self.manager.is_empty() {
                 "unknown".into()
@@ -207,7 +209,7 @@ impl Writer<'_> {
         }
     }
 
-    fn filter(&self, set: &Set) -> Set {
+    pub(super) fn filter(&self, set: &Set) -> Set {
         let ignored: Vec<String> = self.ignored.iter().map(|f| fieldpath::field(f)).collect();
         let set = set.without_top_level(&ignored);
         if self.only.is_empty() {
@@ -219,7 +221,7 @@ impl Writer<'_> {
 }
 
 /// The fields kube-apiserver never tracks.
-fn strip_meta(set: &Set) -> Set {
+pub(super) fn strip_meta(set: &Set) -> Set {
     let mut strip = Set::new();
     for f in ["apiVersion", "kind", "metadata"] {
         strip.insert(&[fieldpath::field(f)]);
@@ -240,7 +242,11 @@ fn strip_meta(set: &Set) -> Set {
     set.difference(&strip)
 }
 
-fn compare_typed(old: &Value, new: &Value, node: Node<'_>) -> Result<typed::Comparison, String> {
+pub(super) fn compare_typed(
+    old: &Value,
+    new: &Value,
+    node: Node<'_>,
+) -> Result<typed::Comparison, String> {
     let mut old = old.clone();
     let mut new = new.clone();
     for v in [&mut old, &mut new] {
@@ -353,126 +359,6 @@ fn cap_update_managers(managed: &mut Managed) {
         }
         None => managed.entries.push(ancient),
     }
-}
-
-/// Why an apply failed.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ApplyError {
-    /// Fields owned by other managers would change: (manager as displayed, path as printed).
-    Conflicts(Vec<(String, String)>),
-    /// The configuration is malformed (400).
-    BadRequest(String),
-    /// The object or configuration does not fit the schema (500, as kube-apiserver).
-    Internal(String),
-}
-
-impl ApplyError {
-    /// Kubernetes' conflict message: "Apply failed with 1 conflict: conflict with "m": .a.b".
-    pub fn conflict_message(conflicts: &[(String, String)]) -> String {
-        if let [(m, p)] = conflicts {
-            return format!("Apply failed with 1 conflict: conflict with {m}: {p}");
-        }
-        let mut managers: Vec<&String> = conflicts.iter().map(|(m, _)| m).collect();
-        managers.sort();
-        managers.dedup();
-        let mut lines = Vec::new();
-        for m in managers {
-            lines.push(format!("conflicts with {m}:"));
-            for (_, p) in conflicts.iter().filter(|(n, _)| n == m) {
-                lines.push(format!("- {p}"));
-            }
-        }
-        format!(
-            "Apply failed with {} conflicts: {}",
-            conflicts.len(),
-            lines.join("\n")
-        )
-    }
-}
-
-/// Server-side apply of `config` by `writer` to `live` (`{}` when the object does not exist
-/// yet). Returns the new object with its managedFields.
-pub fn apply(
-    live: &Value,
-    config: &Value,
-    node: Node<'_>,
-    writer: &Writer<'_>,
-    force: bool,
-) -> Result<Value, ApplyError> {
-    if config.pointer("/metadata/managedFields").is_some() {
-        return Err(ApplyError::BadRequest(
-            "metadata.managedFields must be nil".into(),
-        ));
-    }
-    let mut managed = Managed::decode(live).unwrap_or_default();
-    let me = writer.entry("Apply", Set::new());
-    let last = managed
-        .position(&me)
-        .map(|i| managed.entries[i].fields.clone())
-        .unwrap_or_default();
-    let mut base = live.clone();
-    if let Some(m) = base.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("managedFields");
-    }
-    let mut merged = typed::merge(&base, config, node).map_err(ApplyError::Internal)?;
-    let applied = writer.filter(&typed::to_field_set(config, node).map_err(ApplyError::Internal)?);
-    // Prune: what the applier specified last time and nobody (the applier included) owns now.
-    let others: Vec<&Entry> = managed
-        .entries
-        .iter()
-        .filter(|e| !e.same_identity(&me))
-        .collect();
-    let owned = |p: &[String]| {
-        applied.contains(p)
-            || applied.has_descendant(p)
-            || others
-                .iter()
-                .any(|e| e.fields.contains(p) || e.fields.has_descendant(p))
-    };
-    let mut stale: Vec<Vec<String>> = last.paths().into_iter().filter(|p| !owned(p)).collect();
-    stale.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for p in &stale {
-        typed::remove(&mut merged, node, p);
-    }
-    // Conflicts: other managers' fields this apply changes.
-    let c = compare_typed(&base, &merged, node).map_err(ApplyError::Internal)?;
-    let changed = writer.filter(&c.changed());
-    let removed = writer.filter(&c.removed);
-    let mut conflicts = Vec::new();
-    for e in &others {
-        for p in e.fields.intersection(&changed).paths() {
-            conflicts.push((e.display(), fieldpath::display(&p)));
-        }
-    }
-    if !force && !conflicts.is_empty() {
-        conflicts.sort();
-        return Err(ApplyError::Conflicts(conflicts));
-    }
-    let object_changed = c.changed().union(&c.removed) != Set::new();
-    let previous_time = managed
-        .position(&me)
-        .and_then(|i| managed.entries[i].time.clone());
-    for e in &mut managed.entries {
-        if !e.same_identity(&me) {
-            e.fields = e.fields.difference(&changed).difference(&removed);
-        }
-    }
-    managed
-        .entries
-        .retain(|e| !e.same_identity(&me) && !e.fields.is_empty());
-    let mine = strip_meta(&applied);
-    if !mine.is_empty() {
-        let mut entry = writer.entry("Apply", mine);
-        if !object_changed {
-            entry.time = previous_time.or(entry.time);
-        }
-        managed.entries.push(entry);
-    }
-    if merged.get("metadata").is_none() {
-        merged["metadata"] = json!({});
-    }
-    managed.write(&mut merged);
-    Ok(merged)
 }
 
 #[cfg(test)]

@@ -4,14 +4,18 @@
 //! - [`merge`]: JSON merge patch (RFC 7386).
 //! - [`json_patch`]: JSON patch (RFC 6902).
 //! - [`strategic`]: strategic merge patch for the built-in kinds, driven by [`crate::schema`].
-//! - [`fieldpath`], [`typed`], [`managed`]: server-side apply and managedFields (field sets,
-//!   typed merge and comparison, ownership, conflicts), after structured-merge-diff.
+//! - [`fieldpath`], [`typed`], [`managed`], [`apply`]: managedFields and server-side apply
+//!   (field sets, typed merge and comparison, ownership, conflicts), after
+//!   structured-merge-diff.
 
+pub mod apply;
 pub mod fieldpath;
 pub mod json_patch;
 pub mod managed;
 pub mod merge;
 pub mod strategic;
+#[cfg(test)]
+mod testutil;
 pub mod typed;
 
 /// The patch types kube-apiserver accepts, by Content-Type.

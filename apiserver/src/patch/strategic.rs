@@ -16,6 +16,9 @@ use serde_json::{Map, Value};
 use super::json_patch::json_equal;
 use crate::schema::Node;
 
+mod order;
+use order::{normalize_order, partition};
+
 const DIRECTIVE: &str = "$patch";
 const RETAIN_KEYS: &str = "$retainKeys";
 const DELETE_FROM_PRIMITIVE_LIST: &str = "$deleteFromPrimitiveList";
@@ -63,6 +66,10 @@ enum Kind {
     Str,
     List,
     Map,
+}
+
+fn kind_is_map(k: Kind) -> bool {
+    k == Kind::Map
 }
 
 fn kind(v: &Value) -> Kind {
@@ -493,113 +500,6 @@ fn find_by_key(list: &[Value], merge_key: &str, key: &Value) -> Result<Option<us
         }
     }
     Ok(None)
-}
-
-/// Splits `merged` into the items present in `by` and the others (server-only).
-fn partition(merged: &[Value], by: &[Value], merge_key: &str) -> Result<(Vec<Value>, Vec<Value>)> {
-    let mut inside = Vec::new();
-    let mut outside = Vec::new();
-    for v in merged {
-        let present = if merge_key.is_empty() {
-            by.iter().any(|b| json_equal(b, v))
-        } else {
-            let Value::Object(m) = v else {
-                return Err(bad_arg("map[string]interface {}", v));
-            };
-            let key = m.get(merge_key).ok_or_else(|| no_merge_key(m, merge_key))?;
-            by.iter()
-                .any(|b| b.get(merge_key).is_some_and(|k| json_equal(k, key)))
-        };
-        if present {
-            inside.push(v.clone());
-        } else {
-            outside.push(v.clone());
-        }
-    }
-    Ok((inside, outside))
-}
-
-/// The position of an item in `order` (by merge key for maps, by value for scalars).
-fn position(order: &[Value], v: &Value, merge_key: &str, element_kind: Kind) -> Option<usize> {
-    let key = |x: &Value| -> Option<Value> {
-        if element_kind == Kind::Map {
-            Some(x.get(merge_key).cloned().unwrap_or(Value::Null))
-        } else {
-            Some(x.clone())
-        }
-    };
-    let want = key(v)?;
-    order
-        .iter()
-        .position(|o| key(o).is_some_and(|k| json_equal(&k, &want)))
-}
-
-/// Orders the patch items by `patch_order` and the server-only items by `server_order`,
-/// then interleaves them: a server-only item goes before a patch item when the live list
-/// has it earlier.
-fn normalize_order(
-    patch: Vec<Value>,
-    server_only: Vec<Value>,
-    patch_order: &[Value],
-    server_order: &[Value],
-    merge_key: &str,
-    element_kind: Kind,
-) -> Result<Vec<Value>> {
-    let patch = sort_by_order(patch, patch_order, merge_key, element_kind)?;
-    let server_only = sort_by_order(server_only, server_order, merge_key, element_kind)?;
-    let mut out = Vec::with_capacity(patch.len() + server_only.len());
-    let (mut i, mut j) = (0, 0);
-    while i < server_only.len() || j < patch.len() {
-        if i >= server_only.len() {
-            out.push(patch[j].clone());
-            j += 1;
-        } else if j >= patch.len() {
-            out.push(server_only[i].clone());
-            i += 1;
-        } else {
-            let li = position(server_order, &server_only[i], merge_key, element_kind);
-            let ri = position(server_order, &patch[j], merge_key, element_kind);
-            match (li, ri) {
-                (Some(l), Some(r)) if l < r => {
-                    out.push(server_only[i].clone());
-                    i += 1;
-                }
-                _ => {
-                    out.push(patch[j].clone());
-                    j += 1;
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn sort_by_order(
-    items: Vec<Value>,
-    order: &[Value],
-    merge_key: &str,
-    element_kind: Kind,
-) -> Result<Vec<Value>> {
-    let mut items = items;
-    let mut deleted = Vec::new();
-    if element_kind == Kind::Map {
-        for v in items.iter().chain(order.iter()) {
-            let Value::Object(m) = v else {
-                return Err(bad_arg("map[string]interface {}", v));
-            };
-            if !m.contains_key(merge_key) {
-                return Err(no_merge_key(m, merge_key));
-            }
-        }
-        let (keep, del): (Vec<Value>, Vec<Value>) = items
-            .into_iter()
-            .partition(|v| v.get(DIRECTIVE).and_then(Value::as_str) != Some("delete"));
-        items = keep;
-        deleted = del;
-    }
-    items.sort_by_key(|v| position(order, v, merge_key, element_kind).unwrap_or(usize::MAX));
-    items.extend(deleted);
-    Ok(items)
 }
 
 /// Drops `$patch` directives (and the maps and items that carry one).

@@ -86,6 +86,51 @@ fn child<'s>(node: Node<'s>, key: &str) -> Node<'s> {
     node.field(key)
 }
 
+/// The first field of `v` (as printed in conflicts, `.spec.foo`) that a struct of the schema
+/// does not declare; server-side apply refuses such configurations.
+pub fn undeclared_field(v: &Value, node: Node<'_>) -> Option<String> {
+    fn walk(v: &Value, node: Node<'_>, path: &mut Vec<String>) -> Option<String> {
+        match (v, node.shape()) {
+            (Value::Object(m), Shape::Struct) => {
+                for (k, val) in m {
+                    path.push(fieldpath::field(k));
+                    if !node.has_field(k) {
+                        return Some(fieldpath::display(path));
+                    }
+                    if let Some(f) = walk(val, node.field(k), path) {
+                        return Some(f);
+                    }
+                    path.pop();
+                }
+                None
+            }
+            (Value::Object(m), Shape::Map) => {
+                for (k, val) in m {
+                    path.push(fieldpath::field(k));
+                    if let Some(f) = walk(val, node.values(), path) {
+                        return Some(f);
+                    }
+                    path.pop();
+                }
+                None
+            }
+            (Value::Array(a), Shape::List) => {
+                let items = node.items();
+                for (i, val) in a.iter().enumerate() {
+                    path.push(format!("i:{i}"));
+                    if let Some(f) = walk(val, items, path) {
+                        return Some(f);
+                    }
+                    path.pop();
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+    walk(v, node, &mut Vec::new())
+}
+
 /// Every field `v` sets, as structured-merge-diff's ToFieldSet.
 pub fn to_field_set(v: &Value, node: Node<'_>) -> Result<Set, String> {
     let mut set = Set::new();

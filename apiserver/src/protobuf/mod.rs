@@ -21,8 +21,8 @@ use std::sync::OnceLock;
 use base64::Engine;
 use prost::Message;
 use prost_reflect::{
-    DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, ReflectMessage,
-    Value as PValue,
+    DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor,
+    ReflectMessage, Value as PValue,
 };
 use serde_json::{Map, Value};
 
@@ -65,8 +65,7 @@ struct TypeMeta {
 /// core as `k8s.io.api.core.v1`, meta.k8s.io (DeleteOptions and friends) in apimachinery.
 fn package(api_version: &str, kind: &str) -> String {
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    if group == "meta.k8s.io" || (group.is_empty() && matches!(kind, "DeleteOptions" | "Status"))
-    {
+    if group == "meta.k8s.io" || (group.is_empty() && matches!(kind, "DeleteOptions" | "Status")) {
         return format!("k8s.io.apimachinery.pkg.apis.meta.{version}");
     }
     let short = if group.is_empty() {
@@ -83,7 +82,11 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
         .strip_prefix(MAGIC)
         .ok_or("the body does not start with the protobuf magic number")?;
     let unknown = Unknown::decode(rest).map_err(|e| format!("invalid protobuf envelope: {e}"))?;
-    if unknown.content_encoding.as_deref().is_some_and(|e| !e.is_empty()) {
+    if unknown
+        .content_encoding
+        .as_deref()
+        .is_some_and(|e| !e.is_empty())
+    {
         return Err("content encodings other than none are not supported".into());
     }
     let tm = unknown.type_meta.unwrap_or_default();
@@ -190,7 +193,11 @@ fn message_json(msg: &DynamicMessage) -> Value {
             }
             let mut out = Map::new();
             for (field, value) in msg.fields() {
-                if !field.is_list() && !field.is_map() && is_zero(value) && !is_pointer(&desc, &field) {
+                if !field.is_list()
+                    && !field.is_map()
+                    && is_zero(value)
+                    && !is_pointer(&desc, &field)
+                {
                     continue;
                 }
                 let v = value_json(&field, value);

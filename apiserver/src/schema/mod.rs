@@ -59,6 +59,16 @@ impl Schema {
         &self.definitions
     }
 
+    /// The definitions in OpenAPI v2 form (for /openapi/v2): `#/definitions/<name>`
+    /// references, and a reference with sibling keywords written as `$ref` beside them
+    /// (as kube-apiserver's v2 document does) rather than v3's one-element `allOf`.
+    pub fn definitions_v2(&self) -> Map<String, Value> {
+        self.definitions
+            .iter()
+            .map(|(k, v)| (k.clone(), to_v2(v)))
+            .collect()
+    }
+
     /// One definition by name.
     pub fn definition(&self, name: &str) -> Option<&Value> {
         self.definitions.get(name)
@@ -107,6 +117,39 @@ impl Schema {
             .get(definition)
             .map(Vec::as_slice)
             .unwrap_or_default()
+    }
+}
+
+/// Rewrites one schema into OpenAPI v2 form (see [`Schema::definitions_v2`]).
+fn to_v2(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut out = Map::new();
+            for (k, child) in m {
+                match (k.as_str(), child) {
+                    ("$ref", Value::String(r)) => {
+                        let name = r.strip_prefix(REF_PREFIX).unwrap_or(r);
+                        out.insert(k.clone(), Value::String(format!("#/definitions/{name}")));
+                    }
+                    ("allOf", Value::Array(items))
+                        if items.len() == 1
+                            && items[0]
+                                .as_object()
+                                .is_some_and(|o| o.len() == 1 && o.contains_key("$ref")) =>
+                    {
+                        if let Value::Object(r) = to_v2(&items[0]) {
+                            out.extend(r);
+                        }
+                    }
+                    _ => {
+                        out.insert(k.clone(), to_v2(child));
+                    }
+                }
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(to_v2).collect()),
+        other => other.clone(),
     }
 }
 

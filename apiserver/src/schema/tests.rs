@@ -222,3 +222,22 @@ fn navigation_follows_fields_items_and_values() {
         .items();
     assert_eq!(port.field("containerPort").shape(), Shape::Scalar);
 }
+
+#[test]
+fn the_v2_form_uses_definitions_references_beside_their_siblings() {
+    let v2 = get().definitions_v2();
+    let text = serde_json::to_string(&v2).expect("encode");
+    assert!(!text.contains("#/components/schemas/"));
+    let spec = &v2["io.k8s.api.core.v1.Pod"]["properties"]["spec"];
+    assert_eq!(
+        spec["$ref"],
+        json!("#/definitions/io.k8s.api.core.v1.PodSpec")
+    );
+    assert!(spec.get("allOf").is_none());
+    assert!(spec["description"].is_string());
+    assert_eq!(
+        v2["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"]["items"]["$ref"],
+        json!("#/definitions/io.k8s.api.core.v1.Container")
+    );
+    assert_eq!(v2.len(), get().definitions().len());
+}

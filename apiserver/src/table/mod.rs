@@ -223,7 +223,12 @@ fn since(now: jiff::Timestamp, ts: &str) -> String {
 }
 
 fn age(now: jiff::Timestamp, obj: &Value) -> String {
-    since(now, get(obj, "/metadata/creationTimestamp").as_str().unwrap_or(""))
+    since(
+        now,
+        get(obj, "/metadata/creationTimestamp")
+            .as_str()
+            .unwrap_or(""),
+    )
 }
 
 /// A label selector as `labels.Selector.String()` writes it: requirements sorted by key.
@@ -252,7 +257,10 @@ fn selector_string(sel: &Value) -> String {
         reqs.push((key, r));
     }
     reqs.sort();
-    reqs.into_iter().map(|(_, r)| r).collect::<Vec<_>>().join(",")
+    reqs.into_iter()
+        .map(|(_, r)| r)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A map of labels as `labels.FormatLabels`: "k=v,k2=v2", or "<none>".
@@ -280,7 +288,11 @@ pub fn cells(kind: &str, obj: &Value, now: jiff::Timestamp) -> Vec<Value> {
     match kind {
         "Pod" => pod_cells(obj, now),
         "Node" => node_cells(obj, now),
-        "Namespace" => vec![name, json!(text(obj, "/status/phase")), json!(age(now, obj))],
+        "Namespace" => vec![
+            name,
+            json!(text(obj, "/status/phase")),
+            json!(age(now, obj)),
+        ],
         "Service" => service_cells(obj, now),
         "Endpoints" => vec![name, json!(format_endpoints(obj)), json!(age(now, obj))],
         "ConfigMap" => {
@@ -290,7 +302,12 @@ pub fn cells(kind: &str, obj: &Value, now: jiff::Timestamp) -> Vec<Value> {
         }
         "Secret" => {
             let n = get(obj, "/data").as_object().map_or(0, |m| m.len());
-            vec![name, json!(text(obj, "/type")), json!(n), json!(age(now, obj))]
+            vec![
+                name,
+                json!(text(obj, "/type")),
+                json!(n),
+                json!(age(now, obj)),
+            ]
         }
         "ServiceAccount" => vec![
             name,
@@ -325,7 +342,11 @@ pub fn cells(kind: &str, obj: &Value, now: jiff::Timestamp) -> Vec<Value> {
                 json!(selector_string(get(obj, "/spec/selector"))),
             ]
         }
-        "Lease" => vec![name, json!(text(obj, "/spec/holderIdentity")), json!(age(now, obj))],
+        "Lease" => vec![
+            name,
+            json!(text(obj, "/spec/holderIdentity")),
+            json!(age(now, obj)),
+        ],
         "Role" | "ClusterRole" => vec![name, json!(created_at(obj))],
         "RoleBinding" | "ClusterRoleBinding" => {
             let subjects = items(obj, "/subjects");
@@ -361,9 +382,13 @@ pub fn cells(kind: &str, obj: &Value, now: jiff::Timestamp) -> Vec<Value> {
 }
 
 fn created_at(obj: &Value) -> String {
-    parse_time(get(obj, "/metadata/creationTimestamp").as_str().unwrap_or(""))
-        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_default()
+    parse_time(
+        get(obj, "/metadata/creationTimestamp")
+            .as_str()
+            .unwrap_or(""),
+    )
+    .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+    .unwrap_or_default()
 }
 
 fn is_restartable_init(spec: &Value, name: &str) -> bool {
@@ -413,15 +438,20 @@ fn pod_cells(pod: &Value, now: jiff::Timestamp) -> Vec<Value> {
         .filter(|c| text(c, "/restartPolicy") == "Always")
         .count();
     let mut initializing = false;
-    for (i, c) in items(pod, "/status/initContainerStatuses").iter().enumerate() {
+    for (i, c) in items(pod, "/status/initContainerStatuses")
+        .iter()
+        .enumerate()
+    {
         let name = text(c, "/name");
         let restartable = is_restartable_init(spec, &name);
         restarts += int(c, "/restartCount");
         last_restart = later(last_restart, get(c, "/lastState/terminated/finishedAt"));
         if restartable {
             init_restarts += int(c, "/restartCount");
-            last_init_restart =
-                later(last_init_restart, get(c, "/lastState/terminated/finishedAt"));
+            last_init_restart = later(
+                last_init_restart,
+                get(c, "/lastState/terminated/finishedAt"),
+            );
         }
         let terminated = get(c, "/state/terminated");
         let waiting_reason = text(c, "/state/waiting/reason");
@@ -568,7 +598,13 @@ fn node_cells(node: &Value, now: jiff::Timestamp) -> Vec<Value> {
             .map(|a| text(a, "/address"))
             .unwrap_or_else(|| "<none>".into())
     };
-    let unknown = |s: String| if s.is_empty() { "<unknown>".to_string() } else { s };
+    let unknown = |s: String| {
+        if s.is_empty() {
+            "<unknown>".to_string()
+        } else {
+            s
+        }
+    };
     vec![
         json!(text(node, "/metadata/name")),
         json!(status.join(",")),
@@ -579,7 +615,10 @@ fn node_cells(node: &Value, now: jiff::Timestamp) -> Vec<Value> {
         json!(address("ExternalIP")),
         json!(unknown(text(node, "/status/nodeInfo/osImage"))),
         json!(unknown(text(node, "/status/nodeInfo/kernelVersion"))),
-        json!(unknown(text(node, "/status/nodeInfo/containerRuntimeVersion"))),
+        json!(unknown(text(
+            node,
+            "/status/nodeInfo/containerRuntimeVersion"
+        ))),
     ]
 }
 

@@ -37,11 +37,29 @@ fn human_durations_match_kubernetes() {
 fn every_row_has_one_cell_per_column() {
     let obj = json!({ "metadata": { "name": "x", "creationTimestamp": "2026-01-01T11:00:00Z" } });
     for kind in [
-        "Pod", "Node", "Namespace", "Service", "Endpoints", "ConfigMap", "Secret",
-        "ServiceAccount", "Event", "Deployment", "ReplicaSet", "Lease", "Role", "ClusterRole",
-        "RoleBinding", "ClusterRoleBinding", "Other",
+        "Pod",
+        "Node",
+        "Namespace",
+        "Service",
+        "Endpoints",
+        "ConfigMap",
+        "Secret",
+        "ServiceAccount",
+        "Event",
+        "Deployment",
+        "ReplicaSet",
+        "Lease",
+        "Role",
+        "ClusterRole",
+        "RoleBinding",
+        "ClusterRoleBinding",
+        "Other",
     ] {
-        assert_eq!(columns(kind).len(), cells(kind, &obj, at(NOW)).len(), "{kind}");
+        assert_eq!(
+            columns(kind).len(),
+            cells(kind, &obj, at(NOW)).len(),
+            "{kind}"
+        );
     }
 }
 

@@ -10,6 +10,7 @@
 //! watchers, and only then are the waiting clients answered.
 
 pub mod range;
+pub mod read_txn;
 mod request;
 
 use std::collections::{BTreeSet, HashMap};

@@ -215,7 +215,7 @@ fn compare(view: &dyn ReadView, c: &Compare) -> Result<bool> {
 
 /// Evaluates the compares of `t` and of every nested transaction on the chosen path, all against
 /// the state before the transaction (as etcd does), returning the branch taken at each level.
-fn choose_path(view: &dyn ReadView, t: &TxnRequest, path: &mut Vec<bool>) -> Result<()> {
+pub(super) fn choose_path(view: &dyn ReadView, t: &TxnRequest, path: &mut Vec<bool>) -> Result<()> {
     let mut ok = true;
     for c in &t.compare {
         if !compare(view, c)? {

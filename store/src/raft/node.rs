@@ -318,7 +318,11 @@ impl Node {
             cfg,
             reads: Vec::new(),
             read_batches: HashMap::new(),
-            next_read: 1,
+            // Counting from the clock: a restarted member does not reuse the contexts of rounds
+            // the leader may still hold from before the restart.
+            next_read: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64),
             leader: 0,
         };
         let thread = std::thread::Builder::new()
@@ -347,6 +351,13 @@ impl Node {
             None => Ok(()),
         }
     }
+}
+
+/// The round number of one of this member's read contexts (member id, then round, big-endian).
+fn read_ctx(ctx: &[u8], id: u64) -> Option<u64> {
+    let (member, round) = ctx.split_at_checked(8)?;
+    let member = u64::from_be_bytes(member.try_into().ok()?);
+    (member == id).then_some(u64::from_be_bytes(round.try_into().ok()?))
 }
 
 /// One ReadIndex round in flight: when it was issued and who waits for it.
@@ -512,7 +523,13 @@ impl<S: StateMachine, T: Transport> Loop<S, T> {
         }
         let ctx = self.next_read;
         self.next_read += 1;
-        self.raw.read_index(ctx.to_be_bytes().to_vec());
+        // The leader keeps one pending read per context and drops a request whose context it
+        // already holds, whoever sent it: contexts carry this member's id so that two members'
+        // rounds never collide (a dropped round waits an election timeout for its retry).
+        let mut c = Vec::with_capacity(16);
+        c.extend_from_slice(&self.cfg.id.to_be_bytes());
+        c.extend_from_slice(&ctx.to_be_bytes());
+        self.raw.read_index(c);
         let waiting = std::mem::take(&mut self.reads);
         self.read_batches.insert(ctx, (Instant::now(), waiting));
     }
@@ -559,8 +576,8 @@ impl<S: StateMachine, T: Transport> Loop<S, T> {
             self.applied_tx.send_replace(index);
         }
         for rs in rd.take_read_states() {
-            let ctx = <[u8; 8]>::try_from(rs.request_ctx.as_slice()).map(u64::from_be_bytes);
-            if let Some((_, waiting)) = ctx.ok().and_then(|c| self.read_batches.remove(&c)) {
+            let ctx = read_ctx(&rs.request_ctx, self.cfg.id);
+            if let Some((_, waiting)) = ctx.and_then(|c| self.read_batches.remove(&c)) {
                 for done in waiting {
                     let _ = done.send(Ok(rs.index));
                 }

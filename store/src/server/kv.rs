@@ -11,7 +11,7 @@ use strata_proto::peer::RaftRequest;
 use tonic::{Request, Response, Status};
 
 use super::{replicate, status::to_status, validate};
-use crate::apply::range;
+use crate::apply::{range, read_txn};
 use crate::error::Error;
 use crate::member::Member;
 
@@ -80,15 +80,17 @@ impl Kv for KvService {
         let r = req.into_inner();
         let m = &self.member;
         validate::txn(&r, m.cfg.max_txn_ops).map_err(to_status)?;
-        let has_writes = r.success.iter().chain(&r.failure).any(|op| {
-            !matches!(
-                op.request,
-                Some(strata_proto::etcdserverpb::request_op::Request::RequestRange(_))
-            )
-        });
-        if has_writes {
-            m.check_quota(r.encoded_len()).await.map_err(to_status)?;
+        if read_txn::is_read_only(&r) {
+            // Changes nothing: served like a range, without Raft (etcd's isTxnReadonly).
+            if !read_txn::is_serializable(&r) {
+                m.linearizable_barrier().await.map_err(to_status)?;
+            }
+            let view = m.mvcc.read_at(0).map_err(to_status)?;
+            let mut resp = read_txn::execute(&view, &r, &m.metrics).map_err(to_status)?;
+            resp.header = m.fill(resp.header);
+            return Ok(Response::new(resp));
         }
+        m.check_quota(r.encoded_len()).await.map_err(to_status)?;
         replicate(
             m,
             RaftRequest {

@@ -312,7 +312,11 @@ pub async fn run(cfg: StoreConfig, shutdown: impl Future<Output = ()>) -> Result
                 .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         }
         let mut stop = stop_rx.clone();
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // The builder's tcp_nodelay applies only to listeners tonic binds itself: accepted
+        // sockets of our own listener need it set here, or Nagle holds back the tail of a
+        // response until the peer's delayed ACK (40 ms) whenever a reply goes out in two writes.
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         tasks.spawn(async move {
             let stopped = async move {
                 let _ = stop.wait_for(|s| *s).await;

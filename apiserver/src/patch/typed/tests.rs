@@ -166,3 +166,18 @@ fn complete_adds_go_zero_values() {
     );
     assert_eq!(d["metadata"]["creationTimestamp"], Value::Null);
 }
+
+#[test]
+fn undeclared_fields_are_found_with_their_path() {
+    let node = root("apps", "deployments");
+    assert_eq!(undeclared_field(&nginx_config(), node), None);
+    let mut cfg = nginx_config();
+    cfg["spec"]["template"]["spec"]["containers"][0]["imag"] = json!("x");
+    assert_eq!(
+        undeclared_field(&cfg, node).as_deref(),
+        Some(".spec.template.spec.containers[0].imag")
+    );
+    // Map keys (labels) are not fields.
+    let cfg = json!({"metadata": {"labels": {"anything": "x"}}});
+    assert_eq!(undeclared_field(&cfg, node), None);
+}

@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 use serde_json::{json, Value};
 use tokio::io::AsyncBufReadExt;
 
-use crate::apiserver::Api;
+use super::Api;
 
 #[derive(Default)]
 struct Seen {
