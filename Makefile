@@ -1,11 +1,11 @@
 # The README's commands. Each runs `make setup` first.
-#   make up     build and start what Strata has today (three store members and the apiserver), Ctrl-C stops it
+#   make up     build and run `strata up` (store members, apiserver, scheduler, controller-manager, kubelets), Ctrl-C stops it
 #   make test   the whole test suite (unit, integration, etcdctl, kill -9)
 #   make bench  etcd vs Strata, three members each (strata bench compare): bench-report/report.md and charts
 #   make bench-micro  the criterion micro-benchmarks
 
 CARGO ?= cargo
-DATA_DIR ?= .strata
+DATA_DIR ?= strata-data
 
 .PHONY: setup build up test bench bench-micro fmt lint clean
 
@@ -16,7 +16,7 @@ build: setup
 	$(CARGO) build --bin strata
 
 up: build
-	DATA_DIR=$(DATA_DIR) ./scripts/up.sh
+	./target/debug/strata up --data-dir $(DATA_DIR)
 
 # One build profile (dev, optimised in Cargo.toml) for the binary and the tests, so RocksDB is
 # compiled once. The tests start the binary, so it is built first.

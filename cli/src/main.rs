@@ -1,5 +1,7 @@
 //! `strata`: one binary for every part of Strata. Each subcommand calls into its crate.
 
+mod up;
+
 use clap::{Parser, Subcommand};
 
 /// mimalloc instead of glibc's allocator: under 100 concurrent clients glibc's malloc and free were
@@ -25,6 +27,16 @@ enum Command {
     Store(Box<strata_store::StoreConfig>),
     /// Run the Kubernetes-compatible apiserver over a store (or any etcd v3 endpoint).
     Apiserver(Box<strata_apiserver::ApiserverConfig>),
+    /// Run the scheduler: binds pending pods to nodes (leader-elected).
+    Scheduler(Box<strata_clients::scheduler::SchedulerConfig>),
+    /// Run the controller-manager: Deployment, ReplicaSet, node lifecycle, garbage collector,
+    /// namespace controllers (leader-elected).
+    ControllerManager(Box<strata_clients::controllers::ControllerManagerConfig>),
+    /// Run a kubelet (process or sim runtime), or many hollow ones with --hollow-nodes.
+    Kubelet(Box<strata_clients::kubelet::KubeletConfig>),
+    /// Start a whole cluster on this machine (store members, apiserver, scheduler,
+    /// controller-manager, kubelets) with its data in one directory; Ctrl-C stops it.
+    Up(up::UpArgs),
     /// Mint a bearer token (JWT) for a user and groups, or a service account.
     Token(TokenArgs),
     /// Load tool speaking the etcd v3 API (etcd benchmark style).
@@ -158,6 +170,14 @@ fn main() -> std::process::ExitCode {
                 .await
                 .map_err(|e| e.to_string()),
             Command::Apiserver(cfg) => strata_apiserver::run(*cfg, shutdown_signal()).await,
+            Command::Scheduler(cfg) => {
+                strata_clients::scheduler::run(*cfg, shutdown_signal()).await
+            }
+            Command::ControllerManager(cfg) => {
+                strata_clients::controllers::run(*cfg, shutdown_signal()).await
+            }
+            Command::Kubelet(cfg) => strata_clients::kubelet::run(*cfg, shutdown_signal()).await,
+            Command::Up(args) => up::run(args, shutdown_signal()).await,
             Command::Token(args) => mint_token(args),
             Command::Bench(args) => strata_bench::run(args).await,
             Command::Chaos(args) => match strata_chaos::main(args).await {

@@ -1,6 +1,7 @@
 //! Helpers for the cross-process tests: start the real `strata` binary in a temporary directory,
 //! find the port it bound, wait for it to be healthy, and always clean it up.
 
+pub mod components;
 pub mod kube;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -5,7 +5,10 @@
 //! - `list` ([`list`]): latency of full (consistent) lists of a namespace holding N pods.
 //! - `watch` ([`watch`]): N HTTP watchers on one namespace's pods while pods are updated at a
 //!   fixed rate; delivery latency per event and the apiserver's memory.
+//! - `density` ([`density`]): kubemark's density test against a running control plane with
+//!   nodes (hollow ones from `strata up --runtime sim`), judged against the Kubernetes SLOs.
 
+mod density;
 mod list;
 mod pods;
 mod watch;
@@ -57,6 +60,21 @@ pub enum ApiserverBench {
     Pods {
         #[arg(long, default_value_t = 2000)]
         total: u64,
+    },
+    /// Density (kubemark's test): --pods pods created at --rate/s; startup latency,
+    /// scheduler throughput and mutating-call latency against the Kubernetes SLOs.
+    Density {
+        #[arg(long, default_value_t = 30_000)]
+        pods: usize,
+        /// Pods created per second.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Seconds to wait, after the last creation, for every pod to be Running.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        /// Delete the pods afterwards.
+        #[arg(long)]
+        cleanup: bool,
     },
     /// List latency with --objects pods in the namespace.
     List {
@@ -193,5 +211,22 @@ pub async fn run(args: ApiserverArgs, clients: usize, json_out: bool) -> Result<
         } => watch::watch(args, json_out, watchers, pods.max(1), rate.max(1), duration).await,
         ApiserverBench::List { objects, total } => list::list(args, json_out, objects, total).await,
         ApiserverBench::Pods { total } => pods::pods(args, json_out, clients.max(1), total).await,
+        ApiserverBench::Density {
+            pods,
+            rate,
+            timeout,
+            cleanup,
+        } => {
+            let api = Api::new(&args, false)?;
+            density::run(
+                api,
+                &args.namespace,
+                pods,
+                rate,
+                std::time::Duration::from_secs(timeout),
+                cleanup,
+            )
+            .await
+        }
     }
 }
