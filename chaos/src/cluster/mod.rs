@@ -139,7 +139,12 @@ impl Cluster {
             .args(["--initial-cluster-state", m.state])
             .args(self.net.member_flags(i))
             .args(&self.cfg.store_flags)
-            .env("RUST_LOG", "info,raft=info,h2=warn,tower=warn");
+            // STRATA_CHAOS_MEMBER_LOG overrides the members' log filter (e.g. to debug a link).
+            .env(
+                "RUST_LOG",
+                std::env::var("STRATA_CHAOS_MEMBER_LOG")
+                    .unwrap_or_else(|_| "info,raft=info,h2=warn,tower=warn".into()),
+            );
         let p = Proc::spawn(cmd, &m.log)?;
         self.members[i].proc = Some(p);
         Ok(())
