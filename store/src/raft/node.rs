@@ -22,6 +22,8 @@ const MAX_BATCH: usize = 8192;
 
 /// Raft ticks per heartbeat interval.
 const TICKS_PER_HEARTBEAT: usize = 10;
+/// How much later each surviving voter (by id order) campaigns after its leader's stream broke.
+const EARLY_CAMPAIGN_STAGGER: Duration = Duration::from_millis(60);
 
 #[derive(Debug, Clone)]
 pub struct RaftConfig {
@@ -51,6 +53,7 @@ enum Msg {
     },
     Step(Vec<Message>),
     Unreachable(u64),
+    LeaderStreamLost(u64),
     SnapshotDone(u64, bool),
     TransferLeader(u64),
     /// Leader only: hand leadership to the most up-to-date voter; answers its id (0 = none).
@@ -168,6 +171,14 @@ impl RaftHandle {
     /// The transport could not reach `id`: Raft probes it again instead of streaming entries.
     pub fn report_unreachable(&self, id: u64) {
         let _ = self.tx.send(Msg::Unreachable(id));
+    }
+
+    /// The message stream from member `from` ended abnormally (its connection was reset or
+    /// closed mid-stream: the process most likely died). If `from` is this follower's leader,
+    /// the follower stops trusting its lease and campaigns (with pre-vote) after a short,
+    /// rank-staggered delay, instead of waiting out a whole election timeout.
+    pub fn report_stream_lost(&self, from: u64) {
+        let _ = self.tx.send(Msg::LeaderStreamLost(from));
     }
 
     /// A snapshot sent to `id` arrived (`ok`) or failed.
@@ -324,6 +335,7 @@ impl Node {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |d| d.as_nanos() as u64),
             leader: 0,
+            early_campaign: None,
         };
         let thread = std::thread::Builder::new()
             .name("raft".into())
@@ -379,6 +391,8 @@ struct Loop<S, T> {
     /// ReadIndex rounds in flight, by context.
     read_batches: HashMap<u64, ReadRound>,
     next_read: u64,
+    /// A campaign due early because the leader's stream broke: (that leader, when).
+    early_campaign: Option<(u64, Instant)>,
     leader: u64,
 }
 
@@ -387,7 +401,11 @@ impl<S: StateMachine, T: Transport> Loop<S, T> {
         let tick = self.cfg.heartbeat / TICKS_PER_HEARTBEAT as u32;
         let mut next_tick = Instant::now() + tick;
         loop {
-            let wait = next_tick.saturating_duration_since(Instant::now());
+            let due = match self.early_campaign {
+                Some((_, at)) => at.min(next_tick),
+                None => next_tick,
+            };
+            let wait = due.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(wait) {
                 Ok(m) => {
                     if !self.handle(m) {
@@ -413,6 +431,7 @@ impl<S: StateMachine, T: Transport> Loop<S, T> {
                 next_tick = now + tick;
                 self.expire_reads(now);
             }
+            self.maybe_campaign_early(now);
             self.issue_reads();
             self.on_ready()?;
         }
@@ -446,6 +465,7 @@ impl<S: StateMachine, T: Transport> Loop<S, T> {
                 }
             }
             Msg::Unreachable(id) => self.raw.report_unreachable(id),
+            Msg::LeaderStreamLost(from) => self.leader_stream_lost(from),
             Msg::SnapshotDone(id, ok) => {
                 let status = if ok {
                     SnapshotStatus::Finish
@@ -468,6 +488,69 @@ impl<S: StateMachine, T: Transport> Loop<S, T> {
             Msg::Shutdown => return false,
         }
         true
+    }
+
+    /// The leader's stream to this follower broke. Its lease is no longer trusted (so this
+    /// member grants the pre-votes of the others, who saw the same), and this member campaigns
+    /// after a delay staggered by its rank among the surviving voters (lowest id first, a few
+    /// milliseconds of jitter), so that two survivors never split the vote. Safety does not
+    /// depend on it: the campaign is a pre-vote, which members still hearing a live leader
+    /// refuse, and a heartbeat from the leader before the delay cancels it.
+    fn leader_stream_lost(&mut self, from: u64) {
+        let r = &mut self.raw.raft;
+        if r.state != StateRole::Follower || r.leader_id != from || from == 0 {
+            return;
+        }
+        let timeout = r.election_timeout();
+        r.election_elapsed = r.election_elapsed.max(timeout);
+        let mut survivors: Vec<u64> = r
+            .prs()
+            .conf()
+            .voters()
+            .ids()
+            .iter()
+            .filter(|id| *id != from)
+            .collect();
+        if !survivors.contains(&self.cfg.id) {
+            return; // a learner does not campaign
+        }
+        survivors.sort_unstable();
+        let rank = survivors
+            .iter()
+            .position(|id| *id == self.cfg.id)
+            .unwrap_or(0) as u32;
+        let jitter = {
+            use std::hash::BuildHasher;
+            let h = std::collections::hash_map::RandomState::new()
+                .hash_one((self.cfg.id, Instant::now()));
+            Duration::from_micros(h % 20_000)
+        };
+        let delay = EARLY_CAMPAIGN_STAGGER * rank + jitter;
+        tracing::info!(
+            leader = format!("{from:x}"),
+            delay_ms = delay.as_millis() as u64,
+            "the leader's stream broke; campaigning early"
+        );
+        self.early_campaign = Some((from, Instant::now() + delay));
+    }
+
+    /// Starts the early campaign when it is due, unless a leader was heard from meanwhile (a
+    /// heartbeat resets the election clock) or another member already won.
+    fn maybe_campaign_early(&mut self, now: Instant) {
+        let Some((lost, at)) = self.early_campaign else {
+            return;
+        };
+        if now < at {
+            return;
+        }
+        self.early_campaign = None;
+        let r = &self.raw.raft;
+        let still_lost = r.state == StateRole::Follower
+            && r.leader_id == lost
+            && r.election_elapsed >= r.election_timeout();
+        if still_lost {
+            let _ = self.raw.campaign();
+        }
     }
 
     fn peer_progress(&self) -> Vec<PeerProgress> {

@@ -5,7 +5,10 @@
 //! message, which Raft recovers from by retransmitting); the link encodes and batches whatever
 //! queued up while the previous batch was on the wire. A broken stream is reported to Raft
 //! (`report_unreachable`, so the leader probes instead of streaming) and re-established with
-//! exponential back-off; messages queued meanwhile are stale and dropped.
+//! exponential back-off; messages queued meanwhile are stale and dropped. A connection attempt
+//! has a deadline, and a stream that stops taking batches for a few seconds (its flow-control
+//! window shut while the connection still answers keep-alives) is abandoned for a new one, so a
+//! link never stays silently stuck.
 //!
 //! Snapshots never share that stream: each goes on its own `Peer.SendSnapshot` call, the Raft
 //! message first, then the checkpoint as a tar stream in chunks, so heartbeats and appends never
@@ -35,6 +38,10 @@ const BATCH_MSGS: usize = 4096;
 const BATCH_BYTES: usize = 4 << 20;
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest a connection attempt (TCP, TLS and the HTTP/2 handshake) may take.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(3);
+/// Longest a batch may wait to enter a connected stream before the link is re-established.
+const LINK_STALL: Duration = Duration::from_secs(5);
 /// Longest a snapshot transfer may take before it is reported failed (and retried).
 const SNAPSHOT_DEADLINE: Duration = Duration::from_secs(600);
 /// Chunk size of a streamed snapshot.
@@ -62,6 +69,8 @@ struct Inner {
     channels: Mutex<HashMap<u64, (String, Channel)>>,
     /// Set when a peer refuses us because we were removed from the cluster.
     removed: tokio::sync::watch::Sender<bool>,
+    /// Messages dropped on full peer queues (logged now and then).
+    dropped: std::sync::atomic::AtomicU64,
 }
 
 /// The transport the Ready loop sends through, and a client pool for peer RPCs.
@@ -89,6 +98,7 @@ impl PeerTransport {
                 links: Mutex::new(HashMap::new()),
                 channels: Mutex::new(HashMap::new()),
                 removed: tokio::sync::watch::channel(false).0,
+                dropped: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -194,7 +204,17 @@ impl super::Transport for PeerTransport {
             match self.link(to).try_send(m) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::debug!(to, "peer queue full; dropped a raft message");
+                    let n = self
+                        .inner
+                        .dropped
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if n.is_multiple_of(10_000) {
+                        tracing::warn!(
+                            to = format!("{to:x}"),
+                            dropped = n + 1,
+                            "peer queue full; dropping raft messages"
+                        );
+                    }
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {
                     self.inner.links.lock().remove(&to);
@@ -246,7 +266,10 @@ async fn run_link(inner: Arc<Inner>, to: u64, mut rx: mpsc::Receiver<Message>) {
             let url = urls[attempt % urls.len()].trim_end_matches('/').to_string();
             attempt += 1;
             let connected = match endpoint(&url, inner.tls.as_ref()) {
-                Ok(ep) => ep.connect().await.map_err(|e| e.to_string()),
+                Ok(ep) => match tokio::time::timeout(CONNECT_DEADLINE, ep.connect()).await {
+                    Ok(c) => c.map_err(|e| e.to_string()),
+                    Err(_) => Err("connecting took too long".to_string()),
+                },
                 Err(e) => Err(e.to_string()),
             };
             match connected {
@@ -275,6 +298,13 @@ async fn run_link(inner: Arc<Inner>, to: u64, mut rx: mpsc::Receiver<Message>) {
                                     }
                                     Err(_) => break None,
                                 },
+                                // The stream takes nothing (its flow-control window stays shut)
+                                // although the connection itself answers keep-alives: start over
+                                // on a new connection rather than hold the peer's traffic.
+                                _ = tokio::time::sleep(LINK_STALL) => {
+                                    tracing::warn!(peer, "peer link stalled; reconnecting");
+                                    break None;
+                                }
                             },
                         }
                     };

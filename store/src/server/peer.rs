@@ -55,10 +55,25 @@ impl PeerService {
 impl Peer for PeerService {
     async fn send(&self, req: Request<Streaming<MessageBatch>>) -> Result<Response<Ack>, Status> {
         let mut inbound = req.into_inner();
-        while let Some(batch) = inbound.message().await? {
+        let mut from = 0;
+        loop {
+            let batch = match inbound.message().await {
+                Ok(Some(b)) => b,
+                Ok(None) => break,
+                Err(e) => {
+                    // Not a clean end of stream: the sender's connection broke (a killed process
+                    // resets or closes it). If it was our leader, there is no point waiting out
+                    // the election timeout for heartbeats that will not come.
+                    if from != 0 {
+                        self.member.raft.report_stream_lost(from);
+                    }
+                    return Err(e);
+                }
+            };
             let mut msgs = Vec::with_capacity(batch.messages.len());
             for b in &batch.messages {
                 if let Some(m) = self.decode(b)? {
+                    from = m.from;
                     msgs.push(m);
                 }
             }
