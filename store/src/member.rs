@@ -524,7 +524,31 @@ impl Member {
         if data.len() > self.cfg.max_request_bytes + 1024 {
             return Err(Error::RequestTooLarge);
         }
-        self.await_applied(id, self.raft.propose(data)).await
+        // Handed to the Raft thread without waiting for its acceptance: a refusal answers the
+        // waiter directly, so an accepted put wakes this task once, with its applied result.
+        let rx = self.waiters.register(id);
+        let waiters = self.waiters.clone();
+        let submitted = self
+            .raft
+            .submit(data, Box::new(move |e| waiters.trigger(id, Err(e))));
+        let result = match submitted {
+            Ok(()) => self.applied_result(rx).await,
+            Err(e) => Err(e),
+        };
+        self.waiters.cancel(id);
+        result
+    }
+
+    /// The applied result a registered waiter receives, within the request timeout.
+    async fn applied_result(
+        &self,
+        rx: tokio::sync::oneshot::Receiver<crate::apply::ApplyResult>,
+    ) -> Result<Response> {
+        match tokio::time::timeout(self.request_timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(Error::Stopped),
+            Err(_) => Err(self.raft.unavailable()),
+        }
     }
 
     /// Waits for the applied result of request `id`, which `proposed` (not yet polled) hands to
@@ -537,11 +561,7 @@ impl Member {
         let rx = self.waiters.register(id);
         let result = async {
             proposed.await?;
-            match tokio::time::timeout(self.request_timeout, rx).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(_)) => Err(Error::Stopped),
-                Err(_) => Err(self.raft.unavailable()),
-            }
+            self.applied_result(rx).await
         }
         .await;
         self.waiters.cancel(id);

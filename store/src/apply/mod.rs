@@ -251,7 +251,8 @@ impl Waiters {
         self.map.lock().remove(&id);
     }
 
-    fn trigger(&self, id: u64, r: ApplyResult) {
+    /// Answers the waiter of request `id`, if it still waits.
+    pub fn trigger(&self, id: u64, r: ApplyResult) {
         if let Some(tx) = self.map.lock().remove(&id) {
             let _ = tx.send(r);
         }

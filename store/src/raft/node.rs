@@ -39,10 +39,43 @@ pub struct RaftConfig {
     pub catch_up_entries: u64,
 }
 
+/// Called on the Raft thread if a proposal is refused (no leader, a leader transfer in
+/// progress); an accepted proposal's outcome is learned from the state machine instead.
+pub type OnRefusal = Box<dyn FnOnce(Error) + Send>;
+
+/// Who hears whether a proposal was accepted.
+enum Accept {
+    /// Answered either way.
+    Reply(oneshot::Sender<Result<()>>),
+    /// Told only of a refusal: the proposer waits for the applied result anyway, so telling it
+    /// of every acceptance would wake it once more per request for nothing.
+    Refusal(Refusal),
+}
+
+/// Runs its callback with [`Error::Stopped`] if dropped unanswered (the loop stopped with the
+/// proposal still queued), so a proposer never waits out its timeout for a dead node.
+struct Refusal(Option<OnRefusal>);
+
+impl Refusal {
+    fn answer(mut self, r: Result<()>) {
+        if let (Some(refused), Err(e)) = (self.0.take(), r) {
+            refused(e);
+        }
+    }
+}
+
+impl Drop for Refusal {
+    fn drop(&mut self) {
+        if let Some(refused) = self.0.take() {
+            refused(Error::Stopped);
+        }
+    }
+}
+
 enum Msg {
     Propose {
         data: Vec<u8>,
-        done: oneshot::Sender<Result<()>>,
+        accept: Accept,
     },
     ReadIndex {
         done: oneshot::Sender<Result<u64>>,
@@ -99,6 +132,8 @@ pub struct RaftHandle {
     tx: Sender<Msg>,
     applied: watch::Receiver<u64>,
     leader: watch::Receiver<u64>,
+    /// Becomes true (or its sender goes away) when the loop has stopped.
+    stopped: watch::Receiver<bool>,
     shared: Arc<Shared>,
     read_timeout: Duration,
 }
@@ -116,8 +151,20 @@ impl RaftHandle {
     /// state machine reports the outcome when the entry is applied.
     pub async fn propose(&self, data: Vec<u8>) -> Result<()> {
         let (done, rx) = oneshot::channel();
-        self.send(Msg::Propose { data, done })?;
+        self.send(Msg::Propose {
+            data,
+            accept: Accept::Reply(done),
+        })?;
         rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Hands `data` to the node for the log without waiting: `refused` runs (on the Raft thread)
+    /// only if the node refuses it. For proposers that wait for the applied result anyway.
+    pub fn submit(&self, data: Vec<u8>, refused: OnRefusal) -> Result<()> {
+        self.send(Msg::Propose {
+            data,
+            accept: Accept::Refusal(Refusal(Some(refused))),
+        })
     }
 
     /// Linearizable read barrier (ReadIndex): returns once this member has applied everything
@@ -240,6 +287,13 @@ impl RaftHandle {
         self.shared.stopped.load(Ordering::Acquire)
     }
 
+    /// Completes once the loop has stopped (asked to, or on a storage failure). Unlike a watch
+    /// on the applied index, waiting here costs no wake-up per applied entry.
+    pub async fn stopped(&self) {
+        let mut stopped = self.stopped.clone();
+        let _ = stopped.wait_for(|s| *s).await;
+    }
+
     /// Asks the loop to stop; `Node::join` waits for it.
     pub fn shutdown(&self) {
         let _ = self.tx.send(Msg::Shutdown);
@@ -306,6 +360,7 @@ impl Node {
         let (tx, rx) = crossbeam_channel::unbounded();
         let (applied_tx, applied_rx) = watch::channel(applied);
         let (leader_tx, leader_rx) = watch::channel(0);
+        let (stopped_tx, stopped_rx) = watch::channel(false);
         let shared = Arc::new(Shared::default());
         let read_timeout = cfg.heartbeat * (cfg.election_ticks as u32) * 2 + Duration::from_secs(3);
         let handle = RaftHandle {
@@ -313,6 +368,7 @@ impl Node {
             tx,
             applied: applied_rx,
             leader: leader_rx,
+            stopped: stopped_rx,
             shared: shared.clone(),
             read_timeout,
         };
@@ -342,6 +398,7 @@ impl Node {
             .spawn(move || {
                 let r = lp.run();
                 lp.shared.stopped.store(true, Ordering::Release);
+                stopped_tx.send_replace(true);
                 if let Err(e) = &r {
                     tracing::error!(error = %e, "raft loop stopped on a storage failure");
                 }
@@ -440,14 +497,19 @@ impl<S: StateMachine, T: Transport> Loop<S, T> {
     /// Handles one message; false to stop.
     fn handle(&mut self, m: Msg) -> bool {
         match m {
-            Msg::Propose { data, done } => {
+            Msg::Propose { data, accept } => {
                 let r = self.raw.propose(vec![], data).map_err(|_| self.no_leader());
                 if r.is_err() {
                     self.metrics
                         .proposals_failed
                         .fetch_add(1, Ordering::Relaxed);
                 }
-                let _ = done.send(r);
+                match accept {
+                    Accept::Reply(done) => {
+                        let _ = done.send(r);
+                    }
+                    Accept::Refusal(refused) => refused.answer(r),
+                }
             }
             Msg::ProposeConfChange { cc, done } => {
                 let r = self

@@ -351,9 +351,17 @@ impl raft::Storage for LogStore {
         let mut captured = self.captured.lock();
         if let Some((snap, at)) = captured.as_ref() {
             let index = snap.get_metadata().index;
-            // Reusable while recent and still ahead of the log's start (a follower that installs
-            // it can continue from the log).
-            if index >= request_index && index >= self.snap.index && at.elapsed() < SNAPSHOT_REUSE {
+            // Reusable while recent, still ahead of the log's start (a follower that installs
+            // it can continue from the log), and taken with `to` in the configuration: Raft
+            // refuses a snapshot that does not list it, so a member added (or re-added under a
+            // new id) after the capture needs a new one.
+            let cs = snap.get_metadata().get_conf_state();
+            let lists_to = cs.voters.contains(&to) || cs.learners.contains(&to);
+            if lists_to
+                && index >= request_index
+                && index >= self.snap.index
+                && at.elapsed() < SNAPSHOT_REUSE
+            {
                 return Ok(snap.clone());
             }
         }
@@ -452,5 +460,37 @@ mod tests {
             vec![(3, 1), (4, 2)]
         );
         assert_eq!(log.term(2).expect("term of compacted boundary"), 1);
+    }
+
+    struct Counting(std::sync::atomic::AtomicU64);
+
+    impl SnapshotSource for Counting {
+        fn capture(&self) -> Result<(u64, Vec<u8>)> {
+            let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok((1, format!("capture-{n}").into_bytes()))
+        }
+    }
+
+    #[test]
+    fn a_reused_snapshot_must_list_the_member_it_is_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine: Arc<dyn Engine> = Arc::new(RocksEngine::open(dir.path()).expect("open"));
+        let mut log = LogStore::open(engine).expect("log");
+        log.bootstrap(vec![1, 2, 3]).expect("bootstrap");
+        log.set_snapshot_source(Arc::new(Counting(Default::default())));
+        let first = log.snapshot(1, 3).expect("snapshot for 3");
+        // Another lagging voter gets the same capture.
+        assert_eq!(log.snapshot(1, 2).expect("snapshot for 2").data, first.data);
+        // A member added after the capture (4) needs a capture that lists it: raft-rs refuses
+        // to restore a snapshot whose configuration leaves it out.
+        log.set_conf_state(ConfState {
+            voters: vec![1, 2, 3],
+            learners: vec![4],
+            ..Default::default()
+        })
+        .expect("conf state");
+        let fresh = log.snapshot(1, 4).expect("snapshot for 4");
+        assert_ne!(fresh.data, first.data);
+        assert!(fresh.get_metadata().get_conf_state().learners.contains(&4));
     }
 }

@@ -355,7 +355,6 @@ pub async fn run(cfg: StoreConfig, shutdown: impl Future<Output = ()>) -> Result
         });
     }
 
-    let mut raft_stopped = member.raft.applied_watch();
     let mut membership = member.members.subscribe();
     let mut outcome = Ok(());
     tokio::select! {
@@ -364,7 +363,7 @@ pub async fn run(cfg: StoreConfig, shutdown: impl Future<Output = ()>) -> Result
             member.hand_over_leadership().await;
         }
         // The Raft loop stops by itself only on a storage failure: stop serving too.
-        _ = async { while raft_stopped.changed().await.is_ok() {} } => {
+        _ = member.raft.stopped() => {
             tracing::error!("raft node stopped; shutting down");
         }
         _ = async {
