@@ -255,7 +255,12 @@ async fn run_link(inner: Arc<Inner>, to: u64, mut rx: mpsc::Receiver<Message>) {
     let mut backoff = MIN_BACKOFF;
     let mut attempt = 0usize;
     let peer = format!("{to:x}");
+    // Connections in a row that carried nothing, and why the last one ended: a link that keeps
+    // failing says so in the log (once after ten attempts, then about once a minute).
+    let mut failures = 0u32;
+    let mut why = String::new();
     loop {
+        let mut delivered = false;
         if !inner.directory.is_member(to) {
             tracing::info!(peer, "closing the link to a removed member");
             inner.links.lock().remove(&to);
@@ -280,6 +285,7 @@ async fn run_link(inner: Arc<Inner>, to: u64, mut rx: mpsc::Receiver<Message>) {
                     let call = client.send(tokio_stream::wrappers::ReceiverStream::new(brx));
                     tokio::pin!(call);
                     let mut pending: Option<MessageBatch> = None;
+                    let mut stalled = false;
                     let ended = loop {
                         match pending.take() {
                             None => tokio::select! {
@@ -295,6 +301,11 @@ async fn run_link(inner: Arc<Inner>, to: u64, mut rx: mpsc::Receiver<Message>) {
                                     Ok(p) => {
                                         p.send(batch);
                                         backoff = MIN_BACKOFF;
+                                        if failures >= 10 {
+                                            tracing::info!(peer, after = failures, "peer link works again");
+                                        }
+                                        failures = 0;
+                                        delivered = true;
                                     }
                                     Err(_) => break None,
                                 },
@@ -303,6 +314,7 @@ async fn run_link(inner: Arc<Inner>, to: u64, mut rx: mpsc::Receiver<Message>) {
                                 // on a new connection rather than hold the peer's traffic.
                                 _ = tokio::time::sleep(LINK_STALL) => {
                                     tracing::warn!(peer, "peer link stalled; reconnecting");
+                                    stalled = true;
                                     break None;
                                 }
                             },
@@ -315,11 +327,35 @@ async fn run_link(inner: Arc<Inner>, to: u64, mut rx: mpsc::Receiver<Message>) {
                                 inner.removed.send_replace(true);
                             }
                         }
-                        Some(s) => tracing::debug!(peer, error = %s, "peer link broke"),
-                        None => tracing::debug!(peer, "peer link closed"),
+                        Some(s) => {
+                            tracing::debug!(peer, error = %s, "peer link broke");
+                            why = format!("stream ended: {s}");
+                        }
+                        None => {
+                            tracing::debug!(peer, "peer link closed");
+                            why = if stalled {
+                                "the stream stopped taking batches".to_string()
+                            } else {
+                                "stream closed".to_string()
+                            };
+                        }
                     }
                 }
-                Err(e) => tracing::debug!(peer, url, error = e, "cannot reach peer"),
+                Err(e) => {
+                    tracing::debug!(peer, url, error = e, "cannot reach peer");
+                    why = format!("cannot connect to {url}: {e}");
+                }
+            }
+        }
+        if !delivered {
+            failures += 1;
+            if failures == 10 || (failures > 10 && failures.is_multiple_of(60)) {
+                tracing::warn!(
+                    peer,
+                    attempts = failures,
+                    last = why,
+                    "peer link keeps failing"
+                );
             }
         }
         if let Some(r) = inner.raft.get() {
