@@ -279,10 +279,6 @@ impl RaftHandle {
         self.leader.clone()
     }
 
-    pub fn applied_watch(&self) -> watch::Receiver<u64> {
-        self.applied.clone()
-    }
-
     pub fn is_stopped(&self) -> bool {
         self.shared.stopped.load(Ordering::Acquire)
     }
