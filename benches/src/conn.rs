@@ -105,6 +105,11 @@ impl ConnArgs {
         if !self.target_leader {
             return Ok(self.endpoints.clone());
         }
+        Ok(vec![self.leader().await?])
+    }
+
+    /// The endpoint whose member reports itself the leader.
+    pub async fn leader(&self) -> Result<String, String> {
         for ep in &self.endpoints {
             let Ok(ch) = self.dial(ep).await else {
                 continue;
@@ -115,11 +120,11 @@ impl ConnArgs {
             let st = st.into_inner();
             let member = st.header.as_ref().map_or(0, |h| h.member_id);
             if st.leader != 0 && st.leader == member {
-                return Ok(vec![ep.clone()]);
+                return Ok(ep.clone());
             }
         }
         Err(format!(
-            "--target-leader: no endpoint of {} reports itself leader",
+            "no endpoint of {} reports itself leader",
             self.endpoints.join(",")
         ))
     }

@@ -181,7 +181,12 @@ pub fn report(results: &Results, specs: &[Spec]) -> (String, Vec<Row>) {
     let m = &results.machine;
     let rounds = results.runs.iter().map(|r| r.round).max().unwrap_or(0);
     let mut s = String::new();
-    let _ = writeln!(s, "## etcd vs Strata, three members each\n");
+    let members = match results.members {
+        1 => "one member".to_string(),
+        3 => "three members".to_string(),
+        n => format!("{n} members"),
+    };
+    let _ = writeln!(s, "## etcd vs Strata, {members} each\n");
     let _ = writeln!(
         s,
         "`{}` on {} ({} cores, {:.0} GiB, Linux {}), {}; {} round(s), {:.0} minutes. \
@@ -201,9 +206,10 @@ pub fn report(results: &Results, specs: &[Spec]) -> (String, Vec<Row>) {
     );
     let _ = writeln!(
         s,
-        "Each round starts a fresh three-member etcd, runs every workload, stops it, then does \
-         the same with a fresh three-member Strata: loopback, default timeouts, the same client \
-         (`strata bench`, in process) spread over all three members' endpoints. \
+        "Each round starts a fresh etcd of {members}, runs every workload, stops it, then does \
+         the same with a fresh Strata of {members}: loopback, default timeouts, the same client \
+         (`strata bench`, in process), spread over every member's endpoint except where a row \
+         names the member (one client's puts go to the leader, or to a follower). \
          {}\n",
         if rounds > 1 {
             "Figures are each server's median round by throughput; the range over rounds follows in brackets."

@@ -72,6 +72,9 @@ pub struct RunRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Results {
     pub machine: markdown::Machine,
+    /// Members per cluster.
+    #[serde(default = "three")]
+    pub members: usize,
     pub command: String,
     pub runs: Vec<RunRecord>,
 }
@@ -86,6 +89,7 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
     let specs: Vec<_> = workloads::specs(args.scale, args.watchers)
         .into_iter()
         .filter(|s| args.only.is_empty() || args.only.iter().any(|o| o == s.name))
+        .filter(|s| s.route != workloads::Route::Follower || args.members > 1)
         .collect();
     if specs.is_empty() {
         return Err("--only matches no workload".into());
@@ -124,6 +128,7 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
     machine.finish(started.elapsed());
     let results = Results {
         machine,
+        members: args.members,
         command: std::env::args().collect::<Vec<_>>().join(" "),
         runs,
     };
@@ -141,6 +146,10 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
     Ok(())
 }
 
+fn three() -> usize {
+    3
+}
+
 fn write(path: &std::path::Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -152,7 +161,7 @@ const RSS_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 /// before the watchers exist and once they are all created (it runs first on each fresh
 /// cluster, so the heaps have not been grown by the other workloads).
 async fn run_one(cluster: &ProcCluster, spec: &workloads::Spec) -> Result<Summary, String> {
-    let conn = ConnArgs {
+    let mut conn = ConnArgs {
         endpoints: cluster.endpoints(),
         conns: spec.conns,
         clients: spec.clients,
@@ -162,6 +171,15 @@ async fn run_one(cluster: &ProcCluster, spec: &workloads::Spec) -> Result<Summar
         cert: None,
         key: None,
     };
+    match spec.route {
+        workloads::Route::All => {}
+        workloads::Route::Leader => conn.target_leader = true,
+        workloads::Route::Follower => {
+            let leader = conn.leader().await?;
+            let follower = conn.endpoints.iter().find(|e| **e != leader).cloned();
+            conn.endpoints = vec![follower.ok_or("no follower to send to")?];
+        }
+    }
     let progress = Progress::hidden();
     match &spec.workload {
         Workload::Watch(w) => {

@@ -61,6 +61,8 @@ pub trait PeerDirectory: Send + Sync + 'static {
 struct Inner {
     id: u64,
     directory: Arc<dyn PeerDirectory>,
+    /// Where link tasks run when started outside a runtime; the Raft loop starts them on its
+    /// own runtime (see `spawn`).
     runtime: tokio::runtime::Handle,
     tls: Option<ClientTlsConfig>,
     snap_dir: PathBuf,
@@ -80,7 +82,7 @@ pub struct PeerTransport {
 }
 
 impl PeerTransport {
-    /// Must be created within a Tokio runtime (link tasks run there).
+    /// Must be created within a Tokio runtime (link tasks started outside one run there).
     pub fn new(
         id: u64,
         directory: Arc<dyn PeerDirectory>,
@@ -144,8 +146,20 @@ impl PeerTransport {
         let (tx, rx) = mpsc::channel(QUEUE);
         links.insert(to, tx.clone());
         let inner = self.inner.clone();
-        self.inner.runtime.spawn(run_link(inner, to, rx));
+        self.spawn(run_link(inner, to, rx));
         tx
+    }
+
+    /// Runs a link or snapshot task on the caller's runtime: the Raft thread's own, when the
+    /// Ready loop sends, so its messages never wait for another thread to wake.
+    fn spawn<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => rt.spawn(task),
+            Err(_) => self.inner.runtime.spawn(task),
+        };
     }
 }
 
@@ -188,7 +202,7 @@ impl super::Transport for PeerTransport {
             }
             if m.get_msg_type() == MessageType::MsgSnapshot {
                 let inner = self.inner.clone();
-                self.inner.runtime.spawn(async move {
+                self.spawn(async move {
                     let to = m.to;
                     let result = send_snapshot(&inner, m).await;
                     if let Err(e) = &result {

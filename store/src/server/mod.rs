@@ -239,6 +239,25 @@ async fn fetch_join_info(cfg: &StoreConfig, tls: Option<&ClientTlsConfig>) -> Re
     )))
 }
 
+/// A bound listener on its way to the runtime that serves it.
+enum Bound {
+    Tokio(TcpListener),
+    Std(std::net::TcpListener),
+}
+
+impl Bound {
+    /// Registers the listener with the current runtime (it must be called on that runtime).
+    fn into_tokio(self) -> std::io::Result<TcpListener> {
+        match self {
+            Bound::Tokio(l) => Ok(l),
+            Bound::Std(l) => {
+                l.set_nonblocking(true)?;
+                TcpListener::from_std(l)
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Listener {
     Client,
@@ -336,23 +355,43 @@ pub async fn run(cfg: StoreConfig, shutdown: impl Future<Output = ()>) -> Result
                 .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         }
         let mut stop = stop_rx.clone();
-        // The builder's tcp_nodelay applies only to listeners tonic binds itself: accepted
-        // sockets of our own listener need it set here, or Nagle holds back the tail of a
-        // response until the peer's delayed ACK (40 ms) whenever a reply goes out in two writes.
-        let incoming =
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        tasks.spawn(async move {
-            let stopped = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            if let Err(e) = builder
-                .add_routes(routes)
-                .serve_with_incoming_shutdown(incoming, stopped)
-                .await
-            {
-                tracing::error!(error = %e, "client listener failed");
-            }
-        });
+        // Peer streams are served on the Raft thread's runtime: a message from a peer reaches
+        // the Ready loop without waking another thread. The listener moves there too, so its
+        // connections register with that runtime's reactor.
+        let (listener, runtime) = if kind == Listener::Peer {
+            let std = listener.into_std().map_err(Error::storage)?;
+            (Bound::Std(std), member.raft.runtime().clone())
+        } else {
+            (Bound::Tokio(listener), tokio::runtime::Handle::current())
+        };
+        tasks.spawn_on(
+            async move {
+                let listener = match listener.into_tokio() {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(error = %e, "peer listener failed");
+                        return;
+                    }
+                };
+                // The builder's tcp_nodelay applies only to listeners tonic binds itself:
+                // accepted sockets of our own listener need it set here, or Nagle holds back
+                // the tail of a response until the peer's delayed ACK (40 ms) whenever a reply
+                // goes out in two writes.
+                let incoming =
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+                let stopped = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                if let Err(e) = builder
+                    .add_routes(routes)
+                    .serve_with_incoming_shutdown(incoming, stopped)
+                    .await
+                {
+                    tracing::error!(error = %e, "listener failed");
+                }
+            },
+            &runtime,
+        );
     }
 
     let mut membership = member.members.subscribe();
