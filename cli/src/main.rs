@@ -119,27 +119,46 @@ fn mint_token(args: TokenArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Ctrl-C and SIGTERM, listened for from the start of the process.
+///
+/// The listeners are created in `main`, before the command runs: created later (when the
+/// command's shutdown future was first polled, on a busy runtime possibly tens of milliseconds
+/// in), a kubelet that `strata up` stopped right after starting it missed its SIGTERM and ran
+/// on until it was killed, leaving its containers behind. (Blocking the signals instead is not
+/// an option: children inherit the mask, and a container would ignore its SIGTERM.)
+struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    /// Creates the listeners (within `rt`).
+    fn listen(rt: &tokio::runtime::Runtime) -> std::io::Result<Self> {
+        let _in_runtime = rt.enter();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let int = signal(SignalKind::interrupt())?;
+            let term = signal(SignalKind::terminate())?;
+            Ok(Self { int, term })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    /// Completes on Ctrl-C or SIGTERM.
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -154,6 +173,17 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // Servers and clients that stop cleanly on Ctrl-C or SIGTERM listen for them; the other
+    // commands keep the signals' default action (they end the process).
+    let stops_cleanly = matches!(
+        cli.command,
+        Command::Store(_)
+            | Command::Apiserver(_)
+            | Command::Scheduler(_)
+            | Command::ControllerManager(_)
+            | Command::Kubelet(_)
+            | Command::Up(_)
+    );
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -164,20 +194,35 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    let signals = if stops_cleanly {
+        match ShutdownSignals::listen(&rt) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("strata: cannot listen for Ctrl-C and SIGTERM: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    let shutdown = async move {
+        match signals {
+            Some(s) => s.wait().await,
+            None => std::future::pending().await,
+        }
+    };
     let result: Result<(), String> = rt.block_on(async {
         match cli.command {
-            Command::Store(cfg) => strata_store::run(*cfg, shutdown_signal())
+            Command::Store(cfg) => strata_store::run(*cfg, shutdown)
                 .await
                 .map_err(|e| e.to_string()),
-            Command::Apiserver(cfg) => strata_apiserver::run(*cfg, shutdown_signal()).await,
-            Command::Scheduler(cfg) => {
-                strata_clients::scheduler::run(*cfg, shutdown_signal()).await
-            }
+            Command::Apiserver(cfg) => strata_apiserver::run(*cfg, shutdown).await,
+            Command::Scheduler(cfg) => strata_clients::scheduler::run(*cfg, shutdown).await,
             Command::ControllerManager(cfg) => {
-                strata_clients::controllers::run(*cfg, shutdown_signal()).await
+                strata_clients::controllers::run(*cfg, shutdown).await
             }
-            Command::Kubelet(cfg) => strata_clients::kubelet::run(*cfg, shutdown_signal()).await,
-            Command::Up(args) => up::run(args, shutdown_signal()).await,
+            Command::Kubelet(cfg) => strata_clients::kubelet::run(*cfg, shutdown).await,
+            Command::Up(args) => up::run(args, shutdown).await,
             Command::Token(args) => mint_token(args),
             Command::Bench(args) => strata_bench::run(args).await,
             Command::Chaos(args) => match strata_chaos::main(args).await {

@@ -49,7 +49,7 @@ fn start(dir: &Path, port: u16, clients: &str, peers: &str) -> Up {
             peers,
         ])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(up_stderr(dir))
         .spawn()
         .expect("start strata up");
     let stdout = child.stdout.take().expect("stdout is piped");
@@ -69,14 +69,30 @@ fn start(dir: &Path, port: u16, clients: &str, peers: &str) -> Up {
 }
 
 /// The tail of every component log, for failure messages.
+/// `strata up`'s own stderr (what it says while stopping), appended next to the data dir.
+fn up_stderr(dir: &Path) -> Stdio {
+    let path = dir.with_extension("up-stderr.log");
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
+        Ok(f) => Stdio::from(f),
+        Err(_) => Stdio::null(),
+    }
+}
+
 fn logs(dir: &Path) -> String {
+    let mut out = format!(
+        "--- strata up's stderr\n{}",
+        std::fs::read_to_string(dir.with_extension("up-stderr.log")).unwrap_or_default()
+    );
     let Ok(entries) = std::fs::read_dir(dir.join("logs")) else {
-        return String::new();
+        return out;
     };
-    let mut out = String::new();
     for e in entries.flatten() {
         let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(15).collect();
+        let tail: Vec<&str> = text.lines().rev().take(30).collect();
         out.push_str(&format!("--- {}\n", e.path().display()));
         for l in tail.into_iter().rev() {
             out.push_str(l);
@@ -238,6 +254,7 @@ async fn strata_up_starts_a_cluster_stops_cleanly_and_resumes_it() {
     let left = processes_under(&dir);
     assert!(
         left.is_empty(),
-        "processes left after the second Ctrl-C: {left:#?}"
+        "processes left after the second Ctrl-C: {left:#?}\n{}",
+        logs(&dir)
     );
 }

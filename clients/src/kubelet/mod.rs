@@ -123,7 +123,10 @@ pub async fn run(
     let client = connect::client_from_kubeconfig(&cfg.kubeconfig)
         .await
         .map_err(|e| e.to_string())?;
-    let (stop, stopper) = shutdown_channel(shutdown);
+    let (stop, stopper) = shutdown_channel(async move {
+        shutdown.await;
+        tracing::info!("stop signal received; stopping pods and nodes");
+    });
     let hollow = cfg.hollow_nodes > 0;
     let result = if hollow || cfg.runtime == RuntimeKind::Sim {
         let rt = Arc::new(SimRuntime::new(cfg.sim_startup_delay));

@@ -165,6 +165,10 @@ pub async fn run<R: Runtime>(
         w.grace().min(Duration::from_secs(5))
     };
     w.stop_all(grace, &mut rx).await;
+    tracing::info!(
+        pod = w.pod.metadata.name.as_deref().unwrap_or(""),
+        "containers stopped"
+    );
     drop(w.status_tx);
     let _ = writer.await;
     if removed && w.ctx.runtime.runs_probes() {
