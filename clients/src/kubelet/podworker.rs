@@ -165,7 +165,7 @@ pub async fn run<R: Runtime>(
         w.grace().min(Duration::from_secs(5))
     };
     w.stop_all(grace, &mut rx).await;
-    tracing::info!(
+    tracing::debug!(
         pod = w.pod.metadata.name.as_deref().unwrap_or(""),
         "containers stopped"
     );
