@@ -107,6 +107,7 @@ fn start(members: u64) -> Group {
             election_ticks: 10,
             snapshot_count: 100_000,
             catch_up_entries: 5_000,
+            busy_poll: std::time::Duration::ZERO,
         };
         let sm = Counting {
             applied: 0,

@@ -10,6 +10,7 @@
 //! - [`engine`]: the storage trait and its RocksDB implementation.
 
 pub mod apply;
+pub mod busy_poll;
 pub mod config;
 pub mod engine;
 pub mod error;

@@ -69,6 +69,8 @@ pub struct Member {
     pub lessor: Arc<Lessor>,
     pub hub: Arc<WatchHub>,
     pub waiters: Arc<Waiters>,
+    /// Whether a lone writer polls for its answer rather than sleeping.
+    reply_poll: crate::busy_poll::BusyPoll,
     pub alarms: Arc<Alarms>,
     pub metrics: Arc<Metrics>,
     pub raft: RaftHandle,
@@ -220,6 +222,7 @@ impl Member {
             members: members.clone(),
             snap_dir: snap_dir.clone(),
         })?;
+        let busy_poll = crate::config::parse_duration(&cfg.busy_poll, Duration::from_micros(1))?;
         let raft_cfg = RaftConfig {
             id,
             initial_voters,
@@ -227,6 +230,7 @@ impl Member {
             election_ticks: (cfg.election_timeout / cfg.heartbeat_interval) as usize,
             snapshot_count: cfg.snapshot_count,
             catch_up_entries: cfg.snapshot_catchup_entries,
+            busy_poll,
         };
         let directory = crate::raft::dial::DialMap::parse(&cfg.peer_dial_urls)?
             .wrap(members.clone() as Arc<dyn PeerDirectory>);
@@ -260,6 +264,7 @@ impl Member {
             lessor,
             hub,
             waiters,
+            reply_poll: crate::busy_poll::BusyPoll::new(busy_poll),
             alarms,
             metrics,
             raft,
@@ -532,11 +537,34 @@ impl Member {
             .raft
             .submit(data, Box::new(move |e| waiters.trigger(id, Err(e))));
         let result = match submitted {
-            Ok(()) => self.applied_result(rx).await,
+            Ok(()) => self.reply(rx).await,
             Err(e) => Err(e),
         };
         self.waiters.cancel(id);
         result
+    }
+
+    /// The applied result of the proposal just submitted. A lone writer whose answers have been
+    /// coming back to back polls for it first ([`crate::busy_poll`]): its request is the only
+    /// one in flight, so the poll keeps this worker from nothing but a wake-up.
+    async fn reply(
+        &self,
+        mut rx: tokio::sync::oneshot::Receiver<crate::apply::ApplyResult>,
+    ) -> Result<Response> {
+        let start = Instant::now();
+        let polled = match self.reply_poll.deadline(start) {
+            Some(deadline) if self.waiters.len() == 1 => {
+                crate::busy_poll::poll_recv(&mut rx, deadline)
+            }
+            _ => None,
+        };
+        let r = match polled {
+            Some(Ok(r)) => r,
+            Some(Err(())) => Err(Error::Stopped),
+            None => self.applied_result(rx).await,
+        };
+        self.reply_poll.record(start, Instant::now());
+        r
     }
 
     /// The applied result a registered waiter receives, within the request timeout.

@@ -86,7 +86,7 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
     };
     std::fs::create_dir_all(&args.out_dir)
         .map_err(|e| format!("--out-dir {}: {e}", args.out_dir.display()))?;
-    let specs: Vec<_> = workloads::specs(args.scale, args.watchers)
+    let specs: Vec<_> = workloads::specs(args.scale, args.watchers, args.members)
         .into_iter()
         .filter(|s| args.only.is_empty() || args.only.iter().any(|o| o == s.name))
         .filter(|s| s.route != workloads::Route::Follower || args.members > 1)

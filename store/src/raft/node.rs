@@ -19,6 +19,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::storage::LogStore;
 use super::{SnapshotSource, StateMachine, TracingDrain, Transport};
+use crate::busy_poll::BusyPoll;
 use crate::engine::{Engine, WriteBatch};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -43,6 +44,9 @@ pub struct RaftConfig {
     pub snapshot_count: u64,
     /// Entries kept behind the applied index when compacting, for slow followers.
     pub catch_up_entries: u64,
+    /// How long a single-voter leader polls for a client's next proposal before sleeping
+    /// ([`crate::busy_poll`]); zero never polls.
+    pub busy_poll: Duration,
 }
 
 /// Called on the Raft thread if a proposal is refused (no leader, a leader transfer in
@@ -387,6 +391,7 @@ impl Node {
             shared: shared.clone(),
             read_timeout,
         };
+        let poll = BusyPoll::new(cfg.busy_poll);
         let mut lp = Loop {
             raw,
             engine,
@@ -407,6 +412,9 @@ impl Node {
                 .map_or(1, |d| d.as_nanos() as u64),
             leader: 0,
             early_campaign: None,
+            applied_writes: false,
+            idle_since: None,
+            poll,
         };
         let thread = std::thread::Builder::new()
             .name("raft".into())
@@ -469,6 +477,11 @@ struct Loop<S, T> {
     /// A campaign due early because the leader's stream broke: (that leader, when).
     early_campaign: Option<(u64, Instant)>,
     leader: u64,
+    /// Whether the last turn applied client writes.
+    applied_writes: bool,
+    /// When this leader started waiting for the next proposal, and how long such waits take.
+    idle_since: Option<Instant>,
+    poll: BusyPoll,
 }
 
 impl<S: StateMachine, T: Transport> Loop<S, T> {
@@ -512,6 +525,29 @@ impl<S: StateMachine, T: Transport> Loop<S, T> {
             self.maybe_campaign_early(now);
             self.issue_reads();
             self.on_ready().await?;
+            if std::mem::take(&mut self.applied_writes) {
+                self.poll_for_next_proposal().await;
+            }
+        }
+    }
+
+    /// A single-voter leader's turn is the whole commit: once it has applied a write, the next
+    /// event is most likely the same client's next proposal. Polls for it (letting the
+    /// runtime's other tasks run) rather than sleeping, while proposals have been arriving
+    /// within the busy-poll window ([`crate::busy_poll`]). In a larger group the wait is for
+    /// other members, which need the CPU more than this thread does.
+    async fn poll_for_next_proposal(&mut self) {
+        if self.raw.raft.state != StateRole::Leader
+            || self.raw.raft.prs().conf().voters().ids().len() != 1
+        {
+            return;
+        }
+        let now = Instant::now();
+        self.idle_since = Some(now);
+        if let Some(deadline) = self.poll.deadline(now) {
+            while self.rx.is_empty() && Instant::now() < deadline {
+                tokio::task::yield_now().await;
+            }
         }
     }
 
@@ -519,6 +555,9 @@ impl<S: StateMachine, T: Transport> Loop<S, T> {
     fn handle(&mut self, m: Msg) -> bool {
         match m {
             Msg::Propose { data, accept } => {
+                if let Some(since) = self.idle_since.take() {
+                    self.poll.record(since, Instant::now());
+                }
                 let r = self.raw.propose(vec![], data).map_err(|_| self.no_leader());
                 if r.is_err() {
                     self.metrics
@@ -853,6 +892,7 @@ impl<S: StateMachine, T: Transport> Loop<S, T> {
         self.metrics
             .proposals_applied
             .fetch_add(normal, Ordering::Relaxed);
+        self.applied_writes |= normal > 0;
         self.shared.commit.fetch_max(last, Ordering::AcqRel);
         self.applied_tx.send_replace(last);
         Ok(())

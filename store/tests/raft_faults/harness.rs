@@ -523,6 +523,7 @@ impl Cluster {
                 election_ticks: ELECTION_TICKS,
                 snapshot_count: 1_000_000,
                 catch_up_entries: 5000,
+                busy_poll: std::time::Duration::ZERO,
             };
             let transport = RouterTransport {
                 router: router.clone(),
