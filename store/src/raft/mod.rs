@@ -8,6 +8,7 @@
 //! the next, so under load one fsync covers many writes (group commit).
 
 pub mod dial;
+mod handle;
 pub mod node;
 pub mod storage;
 pub mod transport;
