@@ -222,7 +222,13 @@ impl Member {
             members: members.clone(),
             snap_dir: snap_dir.clone(),
         })?;
-        let busy_poll = crate::config::parse_duration(&cfg.busy_poll, Duration::from_micros(1))?;
+        let busy_poll = crate::config::parse_duration(&cfg.busy_poll, Duration::from_micros(1))
+            .map_err(|_| {
+                Error::InvalidArgument(format!(
+                    "--experimental-busy-poll: invalid duration {:?}",
+                    cfg.busy_poll
+                ))
+            })?;
         let raft_cfg = RaftConfig {
             id,
             initial_voters,
