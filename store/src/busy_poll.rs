@@ -53,6 +53,8 @@ impl BusyPoll {
 
     /// Records a wait from `start` that ended at `end` (polled for or slept through).
     pub fn record(&self, start: Instant, end: Instant) {
+        // A load and a store, not one atomic update: two records at once may lose one, which
+        // a moving average that only steers polling can afford.
         let took = end.saturating_duration_since(start).as_nanos() as u64;
         let avg = self.average.load(Ordering::Relaxed);
         let avg = if avg == u64::MAX {

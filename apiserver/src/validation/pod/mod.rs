@@ -23,7 +23,7 @@ mod volumes;
 use container::{validate_container, ContainerView};
 pub use qos::pod_qos_class;
 pub use update::{normalized, validate_pod_update};
-pub use volumes::validate_tolerations;
+use volumes::validate_tolerations;
 use volumes::validate_volumes;
 
 /// Checks every quantity a pod spec holds parses (the decoder rejects bad ones in Kubernetes).
